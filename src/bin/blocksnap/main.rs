@@ -1,0 +1,217 @@
+//! The `blocksnap` command: a thin layer over the library that prints Lightsail
+//! response shapes as JSON.
+
+mod args;
+mod progress;
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use blocksnap::access::Policy;
+use blocksnap::model::{
+    CreateDiskFromSnapshotResult, CreateDiskSnapshotResult, DeleteDiskSnapshotResult,
+    GetDiskSnapshotResult, GetDiskSnapshotsResult, GetOperationResult,
+    GetOperationsForResourceResult, GetOperationsResult, Tag,
+};
+use blocksnap::{Error, Store, StoreOptions};
+use clap::Parser;
+use serde::Serialize;
+
+use args::{Cli, Command};
+
+/// Exit status when `verify` finds a problem.
+const EXIT_VERIFY_FAILED: u8 = 3;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BLOCKSNAP_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("blocksnap: {}: {}", error.kind(), error.detailed_message());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, Error> {
+    let policy = cli.policy.as_deref().map(load_policy).transpose()?;
+    let store = Store::open_with(
+        &cli.store,
+        StoreOptions {
+            block_size: cli.block_size,
+            region: cli.region,
+            fault_injector: None,
+        },
+    )?;
+    store.set_policy(policy);
+
+    match cli.command {
+        Command::CreateDiskSnapshot {
+            disk_name,
+            disk_snapshot_name,
+            source,
+            tags,
+        } => {
+            let tags = parse_tags(&tags)?;
+            let reader = open_source(&source)?;
+            let reporter = progress::Reporter::new("read");
+            let operations = store.create_disk_snapshot_with_progress(
+                &disk_name,
+                &disk_snapshot_name,
+                reader,
+                &tags,
+                Some(&|bytes| reporter.update(bytes)),
+            )?;
+            reporter.finish();
+            print_json(&CreateDiskSnapshotResult { operations })
+        }
+        Command::DeleteDiskSnapshot { disk_snapshot_name } => {
+            let operations = store.delete_disk_snapshot(&disk_snapshot_name)?;
+            print_json(&DeleteDiskSnapshotResult { operations })
+        }
+        Command::CreateDiskFromSnapshot {
+            disk_snapshot_name,
+            disk_name,
+            target,
+        } => {
+            let reporter = progress::Reporter::new("written");
+            let operations = store.create_disk_from_snapshot_to_file(
+                &disk_snapshot_name,
+                &disk_name,
+                &target,
+                Some(&|bytes| reporter.update(bytes)),
+            )?;
+            reporter.finish();
+            print_json(&CreateDiskFromSnapshotResult { operations })
+        }
+        Command::GetDiskSnapshot { disk_snapshot_name } => {
+            let disk_snapshot = store.get_disk_snapshot(&disk_snapshot_name)?;
+            print_json(&GetDiskSnapshotResult { disk_snapshot })
+        }
+        Command::GetDiskSnapshots { page_token } => {
+            let page = store.get_disk_snapshots(page_token.as_deref())?;
+            print_json(&GetDiskSnapshotsResult {
+                disk_snapshots: page.items,
+                next_page_token: page.next_page_token,
+            })
+        }
+        Command::GetOperation { operation_id } => {
+            let operation = store.get_operation(&operation_id)?;
+            print_json(&GetOperationResult { operation })
+        }
+        Command::GetOperations { page_token } => {
+            let page = store.get_operations(page_token.as_deref())?;
+            print_json(&GetOperationsResult {
+                operations: page.items,
+                next_page_token: page.next_page_token,
+            })
+        }
+        Command::GetOperationsForResource {
+            resource_name,
+            page_token,
+        } => {
+            let page = store.get_operations_for_resource(&resource_name, page_token.as_deref())?;
+            print_json(&GetOperationsForResourceResult {
+                operations: page.items,
+                next_page_count: None,
+                next_page_token: page.next_page_token,
+            })
+        }
+        Command::Verify => {
+            let report = store.verify()?;
+            for problem in &report.problems {
+                eprintln!("blocksnap: verify: {problem}");
+            }
+            print_json(&report)?;
+            Ok(if report.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_VERIFY_FAILED)
+            })
+        }
+        Command::Stats => print_json(&store.stats()?),
+    }
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<ExitCode, Error> {
+    let text = serde_json::to_string_pretty(value).map_err(|error| {
+        Error::service("encoding the JSON output failed. This is a bug in blocksnap")
+            .with_source(error)
+    })?;
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "{text}")
+        .and_then(|()| stdout.flush())
+        .map_err(|error| {
+            Error::operation_failure(format!("writing to standard output failed ({error})"))
+                .with_source(error)
+        })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_policy(path: &Path) -> Result<Policy, Error> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        Error::invalid_input(format!(
+            "policy file {} cannot be read ({error}). Pass a readable JSON file to --policy",
+            path.display()
+        ))
+        .with_source(error)
+    })?;
+    Policy::from_json(&text).map_err(|error| {
+        Error::invalid_input(format!(
+            "policy file {} is not a supported policy: {error}",
+            path.display()
+        ))
+        .with_source(error)
+    })
+}
+
+fn parse_tags(pairs: &[String]) -> Result<Vec<Tag>, Error> {
+    pairs
+        .iter()
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair.as_str(), ""));
+            if key.is_empty() {
+                return Err(Error::invalid_input(format!(
+                    "tag {pair:?} has an empty key. Write tags as --tag KEY=VALUE"
+                )));
+            }
+            Ok(Tag {
+                key: key.to_owned(),
+                value: Some(value.to_owned()),
+            })
+        })
+        .collect()
+}
+
+fn open_source(path: &Path) -> Result<Box<dyn Read + Send>, Error> {
+    if path == Path::new("-") {
+        return Ok(Box::new(io::stdin()));
+    }
+    let file = File::open(path).map_err(|error| {
+        let message = format!(
+            "source {} cannot be opened ({error}). Pass an existing image file or block device",
+            path.display()
+        );
+        if error.kind() == io::ErrorKind::NotFound {
+            Error::invalid_input(message).with_source(error)
+        } else {
+            Error::operation_failure(message).with_source(error)
+        }
+    })?;
+    if file.metadata().is_ok_and(|metadata| metadata.is_dir()) {
+        return Err(Error::invalid_input(format!(
+            "source {} is a directory. Pass an image file or block device",
+            path.display()
+        )));
+    }
+    Ok(Box::new(file))
+}

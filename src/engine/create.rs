@@ -1,0 +1,600 @@
+//! `create_disk_snapshot`: stream a source, store the blocks nobody has yet,
+//! build and share pages, and commit the snapshot atomically.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Read};
+use std::sync::mpsc;
+
+use rayon::prelude::*;
+
+use crate::error::{io_failure, Error, Result};
+use crate::model::{Operation, OperationStatus, OperationType, ResourceType, Tag, Timestamp};
+use crate::names::{validate_resource_name, validate_tags};
+use crate::storage::codec;
+use crate::storage::hash::{BlockHash, PageHash};
+use crate::storage::keys;
+use crate::storage::meta::Batch;
+use crate::storage::pack::BlockStore;
+use crate::storage::records::{
+    BlockRecord, Extent, GcItem, PackRecord, PageBody, PageCount, PendingCreate, SnapshotRecord,
+};
+use crate::store::WriterGuard;
+use crate::Store;
+
+use super::operations::PendingOperation;
+
+/// Number of block hashes in a full page.
+pub const PAGE_ENTRIES: usize = 1024;
+
+/// Bytes read from the source per chunk; chunks are hashed in parallel while the
+/// reader thread fills the next one.
+const CHUNK_BYTES: usize = 8 << 20;
+
+/// Reports progress as the number of source bytes read so far.
+pub type ProgressFn<'a> = &'a (dyn Fn(u64) + Sync);
+
+impl Store {
+    /// Creates snapshot `snapshot_name` of disk `disk_name` from `source`, which is
+    /// read once, sequentially, to its end.
+    ///
+    /// Blocks of zeros are not stored. Every other block is stored once in the
+    /// whole store, whichever snapshot or disk it came from; a page of 1,024 block
+    /// hashes equal to one already stored (the same slice in the previous snapshot,
+    /// say) is referenced again at the cost of one count. A last partial block is
+    /// zero-padded in storage and the exact byte length is recorded.
+    ///
+    /// Durability: the call returns `Succeeded` operations only after the pack bytes
+    /// are synced and the metadata flushed. Until then the snapshot is invisible,
+    /// and if the process dies the next open reclaims what was written.
+    ///
+    /// Concurrency: the call holds the store's writer lock from start to end, so
+    /// a delete or another create waits for it; restores and reads go on.
+    ///
+    /// Returns `InvalidInputException` for a malformed name or tag, a name already
+    /// in use, or an empty source; `OperationFailureException` if the source or the
+    /// store fails to read or write. On any error nothing stays changed except an
+    /// operation record marked `Failed`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use blocksnap::{model::Tag, Store};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path())?;
+    /// let image = vec![1u8; 200_000];
+    /// let tags = [Tag { key: "env".into(), value: Some("dev".into()) }];
+    /// let operations = store.create_disk_snapshot("disk-1", "snap-1", &image[..], &tags)?;
+    /// assert_eq!(operations.len(), 2);
+    /// let snapshot = store.get_disk_snapshot("snap-1")?;
+    /// assert_eq!(snapshot.from_disk_name.as_deref(), Some("disk-1"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create_disk_snapshot<R: Read + Send>(
+        &self,
+        disk_name: &str,
+        snapshot_name: &str,
+        source: R,
+        tags: &[Tag],
+    ) -> Result<Vec<Operation>> {
+        self.create_disk_snapshot_with_progress(disk_name, snapshot_name, source, tags, None)
+    }
+
+    /// [`Store::create_disk_snapshot`] that calls `progress` with the number of
+    /// bytes read after each chunk of the source.
+    pub fn create_disk_snapshot_with_progress<R: Read + Send>(
+        &self,
+        disk_name: &str,
+        snapshot_name: &str,
+        source: R,
+        tags: &[Tag],
+        progress: Option<ProgressFn<'_>>,
+    ) -> Result<Vec<Operation>> {
+        validate_resource_name("disk name", disk_name)?;
+        validate_resource_name("disk snapshot name", snapshot_name)?;
+        validate_tags(tags)?;
+        let tag_pairs: Vec<(String, String)> = tags
+            .iter()
+            .map(|tag| (tag.key.clone(), tag.value.clone().unwrap_or_default()))
+            .collect();
+        let request_tags: BTreeMap<String, String> = tag_pairs.iter().cloned().collect();
+
+        let guard = self.lock_writer();
+        if self
+            .meta
+            .contains("snapshot", &keys::snapshot(snapshot_name))?
+        {
+            return Err(Error::invalid_input(format!(
+                "disk snapshot {snapshot_name:?} already exists. Choose another name or delete the existing snapshot first"
+            )));
+        }
+        let snapshot_id = self.meta.next_id()?;
+        self.check_access(
+            "lightsail:CreateDiskSnapshot",
+            &self.snapshot_arn(snapshot_id),
+            &[],
+            Some(&request_tags),
+        )?;
+
+        let block_size = self.config.block_size as usize;
+        std::thread::scope(|scope| {
+            let (chunks, receiver) = mpsc::sync_channel::<io::Result<Vec<u8>>>(2);
+            let (recycle, recycled) = mpsc::channel::<Vec<u8>>();
+            scope.spawn(move || {
+                read_chunks(source, CHUNK_BYTES.max(block_size), &chunks, &recycled);
+            });
+
+            let mut run = CreateRun {
+                store: self,
+                guard: &guard,
+                snapshot_id,
+                snapshot_name,
+                disk_name,
+                parent: self.latest_snapshot_of(disk_name)?,
+                page_index: 0,
+                entries: Vec::with_capacity(PAGE_ENTRIES),
+                parent_page: None,
+                new_blocks: HashMap::new(),
+                appended: BTreeMap::new(),
+                length: 0,
+                operations: Vec::new(),
+                started: false,
+            };
+            let result = run.ingest(&receiver, &recycle, progress, &tag_pairs);
+            // Dropping the receiver stops the reader thread if the run ended early.
+            drop(receiver);
+            match result {
+                Ok(operations) => Ok(operations),
+                Err(error) => {
+                    run.abort(&error);
+                    Err(error)
+                }
+            }
+        })
+    }
+
+    /// The live snapshot of `disk_name` created last, whose pages a new snapshot
+    /// compares against to skip index lookups for unchanged blocks.
+    fn latest_snapshot_of(&self, disk_name: &str) -> Result<Option<SnapshotRecord>> {
+        let mut latest: Option<SnapshotRecord> = None;
+        for entry in self
+            .meta
+            .scan_records::<SnapshotRecord>("snapshot", &[keys::SNAPSHOT])
+        {
+            let (_, snapshot) = entry?;
+            if snapshot.disk_name == disk_name
+                && latest
+                    .as_ref()
+                    .is_none_or(|best| snapshot.created_at > best.created_at)
+            {
+                latest = Some(snapshot);
+            }
+        }
+        Ok(latest)
+    }
+}
+
+/// Fills chunks of `chunk_bytes` from `source` (the last may be shorter) and
+/// sends them until the end of the source, an error, or a hung-up receiver.
+fn read_chunks<R: Read>(
+    mut source: R,
+    chunk_bytes: usize,
+    chunks: &mpsc::SyncSender<io::Result<Vec<u8>>>,
+    recycled: &mpsc::Receiver<Vec<u8>>,
+) {
+    loop {
+        let mut buffer = recycled.try_recv().unwrap_or_default();
+        buffer.clear();
+        buffer.resize(chunk_bytes, 0);
+        let mut filled = 0;
+        while filled < chunk_bytes {
+            let Some(space) = buffer.get_mut(filled..) else {
+                break;
+            };
+            match source.read(space) {
+                Ok(0) => break,
+                Ok(read) => filled += read,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    let _ = chunks.send(Err(error));
+                    return;
+                }
+            }
+        }
+        buffer.truncate(filled);
+        let at_end = filled < chunk_bytes;
+        if chunks.send(Ok(buffer)).is_err() || at_end {
+            return;
+        }
+    }
+}
+
+/// The state of one create while it streams the source.
+struct CreateRun<'a> {
+    store: &'a Store,
+    guard: &'a WriterGuard<'a>,
+    snapshot_id: u64,
+    snapshot_name: &'a str,
+    disk_name: &'a str,
+    parent: Option<SnapshotRecord>,
+    /// Index of the page being filled.
+    page_index: u64,
+    /// Block hashes of the page being filled.
+    entries: Vec<BlockHash>,
+    /// The parent's entries for the same page, when it has that page.
+    parent_page: Option<Vec<BlockHash>>,
+    /// Blocks appended for the page being filled and not yet committed.
+    new_blocks: HashMap<BlockHash, Extent>,
+    /// Per pack: end offset of the uncommitted appends and how many blocks they are.
+    appended: BTreeMap<u32, (u64, u64)>,
+    length: u64,
+    operations: Vec<PendingOperation>,
+    /// True once the pending-create marker is committed.
+    started: bool,
+}
+
+impl CreateRun<'_> {
+    fn ingest(
+        &mut self,
+        receiver: &mpsc::Receiver<io::Result<Vec<u8>>>,
+        recycle: &mpsc::Sender<Vec<u8>>,
+        progress: Option<ProgressFn<'_>>,
+        tags: &[(String, String)],
+    ) -> Result<Vec<Operation>> {
+        let block_size = self.store.config.block_size as usize;
+        for message in receiver {
+            let chunk = message.map_err(|error| {
+                io_failure(
+                    format_args!(
+                        "reading the source of snapshot {:?} at byte {}",
+                        self.snapshot_name, self.length
+                    ),
+                    error,
+                )
+            })?;
+            if chunk.is_empty() {
+                break;
+            }
+            if !self.started {
+                self.start()?;
+            }
+
+            // Hashing is the CPU-bound step: do it for the whole chunk in parallel.
+            let hashes: Vec<BlockHash> = chunk
+                .par_chunks(block_size)
+                .map(|block| hash_block(block, block_size))
+                .collect();
+            for (block, hash) in chunk.chunks(block_size).zip(hashes) {
+                self.add_block(block, hash)?;
+            }
+            self.length += chunk.len() as u64;
+            if let Some(report) = progress {
+                report(self.length);
+            }
+            let _ = recycle.send(chunk);
+        }
+
+        if self.length == 0 {
+            return Err(Error::invalid_input(format!(
+                "the source of snapshot {:?} is empty. Give a disk image or device with at least one byte",
+                self.snapshot_name
+            )));
+        }
+        if !self.entries.is_empty() {
+            self.commit_page()?;
+        }
+        self.commit_snapshot(tags)
+    }
+
+    /// Records the create as started: its operations and the marker that lets
+    /// recovery collect whatever it commits if the process dies.
+    fn start(&mut self) -> Result<()> {
+        let store = self.store;
+        let snapshot_operation = store.new_operation(
+            self.snapshot_name,
+            ResourceType::DiskSnapshot,
+            OperationType::CreateDiskSnapshot,
+            self.disk_name,
+        )?;
+        let disk_operation = store.new_operation(
+            self.disk_name,
+            ResourceType::Disk,
+            OperationType::CreateDiskSnapshot,
+            self.snapshot_name,
+        )?;
+        self.operations = vec![snapshot_operation, disk_operation];
+
+        let mut batch = Batch::default();
+        for operation in &self.operations {
+            operation.stage(&mut batch)?;
+        }
+        batch.put(
+            keys::pending_create(self.snapshot_id),
+            &PendingCreate {
+                snapshot_name: self.snapshot_name.to_owned(),
+                operation_seqs: self
+                    .operations
+                    .iter()
+                    .map(|operation| operation.seq)
+                    .collect(),
+            },
+        )?;
+        store.meta.commit(batch)?;
+        self.started = true;
+        tracing::info!(
+            snapshot = self.snapshot_name,
+            disk = self.disk_name,
+            id = self.snapshot_id,
+            "creating snapshot"
+        );
+        Ok(())
+    }
+
+    fn add_block(&mut self, block: &[u8], hash: BlockHash) -> Result<()> {
+        if self.entries.is_empty() {
+            self.load_parent_page()?;
+        }
+        let position = self.entries.len();
+        let known = hash.is_zero()
+            || self
+                .parent_page
+                .as_ref()
+                .and_then(|page| page.get(position))
+                .is_some_and(|parent| *parent == hash)
+            || self.new_blocks.contains_key(&hash)
+            || self.store.meta.contains("block", &keys::block(&hash))?;
+        if !known {
+            let extent = if block.len() == self.store.config.block_size as usize {
+                self.store.packs.put(block)?
+            } else {
+                let mut padded = block.to_vec();
+                padded.resize(self.store.config.block_size as usize, 0);
+                self.store.packs.put(&padded)?
+            };
+            let end = extent.offset + u64::from(self.store.config.block_size);
+            let appended = self.appended.entry(extent.pack).or_insert((end, 0));
+            appended.0 = appended.0.max(end);
+            appended.1 += 1;
+            self.new_blocks.insert(hash, extent);
+        }
+        self.entries.push(hash);
+        if self.entries.len() == PAGE_ENTRIES {
+            self.commit_page()?;
+        }
+        Ok(())
+    }
+
+    fn load_parent_page(&mut self) -> Result<()> {
+        self.parent_page = None;
+        let Some(parent) = &self.parent else {
+            return Ok(());
+        };
+        let Some(value) = self
+            .store
+            .meta
+            .get_raw("root", &keys::root(parent.id, self.page_index))?
+        else {
+            return Ok(());
+        };
+        let page = super::gc::page_hash_from(&keys::root(parent.id, self.page_index), &value)?;
+        if let Some(body) = self
+            .store
+            .meta
+            .get::<PageBody>("page", &keys::page_body(&page))?
+        {
+            self.parent_page = Some(body.entries);
+        }
+        Ok(())
+    }
+
+    /// Commits the filled page: its body and counts if it is new, one count if
+    /// an equal page is already stored, nothing if it is all zeros.
+    fn commit_page(&mut self) -> Result<()> {
+        let entries = std::mem::take(&mut self.entries);
+        let page_index = self.page_index;
+        self.page_index += 1;
+        if entries.iter().all(BlockHash::is_zero) {
+            debug_assert!(self.new_blocks.is_empty());
+            return Ok(());
+        }
+
+        let store = self.store;
+        let body = PageBody { entries };
+        let encoded = codec::encode(&body)?;
+        let page = PageHash::of(&encoded);
+        let mut batch = Batch::default();
+        if let Some(count) = store
+            .meta
+            .get::<PageCount>("page count", &keys::page_count(&page))?
+        {
+            if !self.new_blocks.is_empty() {
+                return Err(Error::corruption(format!(
+                    "page {page} is stored, but {} of its blocks are missing from the block index. \
+                     Run `blocksnap verify`",
+                    self.new_blocks.len()
+                )));
+            }
+            let refcount = count
+                .refcount
+                .checked_add(1)
+                .ok_or_else(|| count_overflow(&page.to_hex()))?;
+            batch.put(keys::page_count(&page), &PageCount { refcount })?;
+        } else {
+            batch.put_raw(keys::page_body(&page), &encoded);
+            batch.put(keys::page_count(&page), &PageCount { refcount: 1 })?;
+            self.stage_block_references(&mut batch, &body.entries)?;
+        }
+        batch.put_raw(keys::root(self.snapshot_id, page_index), page.as_bytes());
+        store.meta.commit(batch)?;
+        self.new_blocks.clear();
+        self.appended.clear();
+        Ok(())
+    }
+
+    /// Adds one block reference per occurrence in a newly stored page, inserting
+    /// the index entries of blocks appended for it.
+    fn stage_block_references(&self, batch: &mut Batch, entries: &[BlockHash]) -> Result<()> {
+        let store = self.store;
+        let mut occurrences: HashMap<BlockHash, u64> = HashMap::new();
+        for hash in entries.iter().filter(|hash| !hash.is_zero()) {
+            *occurrences.entry(*hash).or_insert(0) += 1;
+        }
+        for (hash, count) in occurrences {
+            let record = if let Some(extent) = self.new_blocks.get(&hash) {
+                BlockRecord {
+                    pack: extent.pack,
+                    offset: extent.offset,
+                    refcount: count,
+                }
+            } else {
+                let existing = store.meta.get::<BlockRecord>("block", &keys::block(&hash))?.ok_or_else(|| {
+                    Error::corruption(format!(
+                        "block {hash} was in the index a moment ago and is gone, although the writer lock is held. \
+                         Run `blocksnap verify`"
+                    ))
+                })?;
+                let refcount = existing
+                    .refcount
+                    .checked_add(count)
+                    .ok_or_else(|| count_overflow(&hash.to_hex()))?;
+                BlockRecord {
+                    refcount,
+                    ..existing
+                }
+            };
+            batch.put(keys::block(&hash), &record)?;
+        }
+        for (pack, (end, blocks)) in &self.appended {
+            let mut record = store
+                .meta
+                .get::<PackRecord>("pack", &keys::pack(*pack))?
+                .unwrap_or(PackRecord {
+                    committed_len: 0,
+                    live_blocks: 0,
+                });
+            record.committed_len = record.committed_len.max(*end);
+            record.live_blocks += blocks;
+            batch.put(keys::pack(*pack), &record)?;
+        }
+        Ok(())
+    }
+
+    /// Makes the pack bytes durable, then commits the snapshot record and the
+    /// operations' success, then flushes.
+    fn commit_snapshot(&mut self, tags: &[(String, String)]) -> Result<Vec<Operation>> {
+        let store = self.store;
+        let block_size = u64::from(store.config.block_size);
+        let blocks = self.length.div_ceil(block_size);
+        let record = SnapshotRecord {
+            id: self.snapshot_id,
+            name: self.snapshot_name.to_owned(),
+            disk_name: self.disk_name.to_owned(),
+            length: self.length,
+            page_count: blocks.div_ceil(PAGE_ENTRIES as u64),
+            created_at: Timestamp::now().unix_nanos(),
+            tags: tags.to_vec(),
+            operation_seq: self.operations.first().map_or(0, |operation| operation.seq),
+        };
+        debug_assert_eq!(record.page_count, self.page_index);
+
+        // ORDER: pack bytes must be durable before any metadata that makes them
+        // reachable from a live snapshot is.
+        store.packs.sync()?;
+        let mut batch = Batch::default();
+        batch.put(keys::snapshot(self.snapshot_name), &record)?;
+        batch.remove(keys::pending_create(self.snapshot_id));
+        for operation in &mut self.operations {
+            operation.set_status(OperationStatus::Succeeded);
+            operation.stage(&mut batch)?;
+        }
+        store.meta.commit(batch)?;
+        // ORDER: `Succeeded` is reported only once this flush has returned.
+        store.meta.flush()?;
+        tracing::info!(
+            snapshot = self.snapshot_name,
+            id = self.snapshot_id,
+            bytes = self.length,
+            "created snapshot"
+        );
+        self.operations
+            .iter()
+            .map(|operation| store.operation_shape(&operation.record))
+            .collect()
+    }
+
+    /// Undoes a failed create: cuts uncommitted appends, queues what was
+    /// committed for collection, fails the operations, and collects. If this
+    /// fails too, the pending-create marker stays and the next open finishes it.
+    fn abort(&mut self, error: &Error) {
+        let store = self.store;
+        for pack in self.appended.keys() {
+            let committed = store.meta.get::<PackRecord>("pack", &keys::pack(*pack));
+            let result = match committed {
+                Ok(Some(record)) => store.packs.discard_uncommitted(*pack, record.committed_len),
+                Ok(None) => store.packs.remove_pack(*pack),
+                Err(error) => Err(error),
+            };
+            if let Err(cleanup) = result {
+                tracing::warn!(pack, error = %cleanup, "could not cut uncommitted bytes; the next open will");
+            }
+        }
+        if !self.started {
+            return;
+        }
+        let mut cleanup = || -> Result<()> {
+            let mut batch = Batch::default();
+            batch.remove(keys::pending_create(self.snapshot_id));
+            batch.put(
+                keys::gc_item(store.meta.next_id()?),
+                &GcItem::DropRoot {
+                    snapshot_id: self.snapshot_id,
+                },
+            )?;
+            for operation in &mut self.operations {
+                operation.fail(error);
+                operation.stage(&mut batch)?;
+            }
+            store.meta.commit(batch)?;
+            store.drain_gc(self.guard)?;
+            store.meta.flush()
+        };
+        match cleanup() {
+            Ok(()) => {
+                tracing::warn!(snapshot = self.snapshot_name, %error, "create failed and was rolled back");
+            }
+            Err(cleanup) => tracing::warn!(
+                snapshot = self.snapshot_name,
+                %error,
+                cleanup_error = %cleanup,
+                "create failed and its rollback failed too; the next open of the store finishes it"
+            ),
+        }
+    }
+}
+
+/// Hashes one block, returning the zero marker for a block of zeros. A last
+/// partial block is hashed as if zero-padded to the full block size.
+fn hash_block(block: &[u8], block_size: usize) -> BlockHash {
+    if block.iter().all(|byte| *byte == 0) {
+        return BlockHash::ZERO;
+    }
+    if block.len() == block_size {
+        return BlockHash::of(block);
+    }
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(block);
+    let padding = [0u8; 4096];
+    let mut missing = block_size - block.len();
+    while missing > 0 {
+        let step = missing.min(padding.len());
+        hasher.update(padding.get(..step).unwrap_or_default());
+        missing -= step;
+    }
+    BlockHash::from_bytes(*hasher.finalize().as_bytes())
+}
+
+fn count_overflow(what: &str) -> Error {
+    Error::operation_failure(format!(
+        "the reference count of {what} would exceed 2^64. Delete some snapshots first"
+    ))
+}

@@ -1,0 +1,371 @@
+//! `create_disk_from_snapshot`: stream a snapshot's exact bytes, checking every
+//! block against its hash.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use crate::error::{io_failure, Error, Result};
+use crate::model::{Operation, OperationStatus, OperationType, ResourceType};
+use crate::names::validate_resource_name;
+use crate::storage::hash::{BlockHash, PageHash};
+use crate::storage::keys;
+use crate::storage::meta::Batch;
+use crate::storage::pack::BlockStore;
+use crate::storage::records::{BlockRecord, Extent, PageBody, SnapshotRecord};
+use crate::Store;
+
+use super::create::{ProgressFn, PAGE_ENTRIES};
+use super::delete::not_found;
+
+/// Blocks read and verified in parallel before they are written out in order.
+const BLOCKS_PER_BATCH: usize = 64;
+
+/// Source of zero bytes for writers that cannot seek over holes.
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
+/// Converts a length already bounded by a block or buffer size.
+fn to_usize(len: u64) -> usize {
+    usize::try_from(len).unwrap_or(usize::MAX)
+}
+
+/// Where restored bytes go.
+trait Target {
+    fn write_block(&mut self, bytes: &[u8]) -> std::io::Result<()>;
+    /// Writes `len` zero bytes (a file target seeks over them instead).
+    fn write_zeros(&mut self, len: u64) -> std::io::Result<()>;
+}
+
+struct WriterTarget<'w, W: Write>(&'w mut W);
+
+impl<W: Write> Target for WriterTarget<'_, W> {
+    fn write_block(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(bytes)
+    }
+
+    fn write_zeros(&mut self, mut len: u64) -> std::io::Result<()> {
+        while len > 0 {
+            let step = to_usize(len).min(ZEROS.len());
+            self.0.write_all(ZEROS.get(..step).unwrap_or_default())?;
+            len -= step as u64;
+        }
+        Ok(())
+    }
+}
+
+/// A file written sparsely: runs of zero blocks become holes.
+struct SparseFileTarget {
+    file: File,
+}
+
+impl Target for SparseFileTarget {
+    fn write_block(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(bytes)
+    }
+
+    fn write_zeros(&mut self, len: u64) -> std::io::Result<()> {
+        let offset = i64::try_from(len).map_err(std::io::Error::other)?;
+        self.file.seek(SeekFrom::Current(offset)).map(|_| ())
+    }
+}
+
+impl Store {
+    /// Writes the exact bytes of snapshot `snapshot_name` to `target` and records a
+    /// `CreateDiskFromSnapshot` operation for the new disk `disk_name`.
+    ///
+    /// Every block is checked against its blake3 hash before it is written, so the
+    /// call either writes exactly the snapshot's bytes or fails with an error: a
+    /// corruption error naming the block index if stored bytes are damaged, or
+    /// `NotFoundException` if the snapshot is deleted while it is being read.
+    /// Memory use does not grow with the size of the snapshot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let store = blocksnap::Store::open(dir.path())?;
+    /// let image: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    /// store.create_disk_snapshot("disk-1", "snap-1", &image[..], &[])?;
+    /// let mut restored = Vec::new();
+    /// store.create_disk_from_snapshot("snap-1", "disk-2", &mut restored)?;
+    /// assert_eq!(restored, image);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create_disk_from_snapshot<W: Write>(
+        &self,
+        snapshot_name: &str,
+        disk_name: &str,
+        target: &mut W,
+    ) -> Result<Vec<Operation>> {
+        self.restore(snapshot_name, disk_name, &mut WriterTarget(target), None)
+    }
+
+    /// Restores snapshot `snapshot_name` into the file at `path` (created or
+    /// truncated), leaving runs of zero blocks as holes, and syncs the file.
+    pub fn create_disk_from_snapshot_to_file(
+        &self,
+        snapshot_name: &str,
+        disk_name: &str,
+        path: &Path,
+        progress: Option<ProgressFn<'_>>,
+    ) -> Result<Vec<Operation>> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|error| {
+                io_failure(
+                    format_args!("creating restore target {}", path.display()),
+                    error,
+                )
+            })?;
+        let mut target = SparseFileTarget { file };
+        let operations = self.restore(snapshot_name, disk_name, &mut target, progress)?;
+        let length = self
+            .get_snapshot_record(snapshot_name)?
+            .map(|record| record.length);
+        if let Some(length) = length {
+            target
+                .file
+                .set_len(length)
+                .and_then(|()| target.file.sync_all())
+                .map_err(|error| {
+                    io_failure(
+                        format_args!("finishing restore target {}", path.display()),
+                        error,
+                    )
+                })?;
+        }
+        Ok(operations)
+    }
+
+    fn restore(
+        &self,
+        snapshot_name: &str,
+        disk_name: &str,
+        target: &mut dyn Target,
+        progress: Option<ProgressFn<'_>>,
+    ) -> Result<Vec<Operation>> {
+        validate_resource_name("disk snapshot name", snapshot_name)?;
+        validate_resource_name("disk name", disk_name)?;
+        let snapshot = self
+            .get_snapshot_record(snapshot_name)?
+            .ok_or_else(|| not_found(snapshot_name))?;
+        self.check_access(
+            "lightsail:CreateDiskFromSnapshot",
+            &self.snapshot_arn(snapshot.id),
+            &snapshot.tags,
+            None,
+        )?;
+
+        let mut operation = self.new_operation(
+            disk_name,
+            ResourceType::Disk,
+            OperationType::CreateDiskFromSnapshot,
+            snapshot_name,
+        )?;
+        let result = self.stream_snapshot(&snapshot, target, progress);
+        match &result {
+            Ok(()) => operation.set_status(OperationStatus::Succeeded),
+            Err(error) => operation.fail(error),
+        }
+        let mut batch = Batch::default();
+        operation.stage(&mut batch)?;
+        self.meta.commit(batch)?;
+        self.meta.flush()?;
+        result?;
+        Ok(vec![self.operation_shape(&operation.record)?])
+    }
+
+    pub(crate) fn get_snapshot_record(
+        &self,
+        snapshot_name: &str,
+    ) -> Result<Option<SnapshotRecord>> {
+        self.meta.get("snapshot", &keys::snapshot(snapshot_name))
+    }
+
+    fn stream_snapshot(
+        &self,
+        snapshot: &SnapshotRecord,
+        target: &mut dyn Target,
+        progress: Option<ProgressFn<'_>>,
+    ) -> Result<()> {
+        let block_size = u64::from(self.config.block_size);
+        let total_blocks = snapshot.length.div_ceil(block_size);
+        let mut written: u64 = 0;
+        let mut buffer = vec![0u8; BLOCKS_PER_BATCH * self.config.block_size as usize];
+
+        for page_index in 0..snapshot.page_count {
+            let first_block = page_index * PAGE_ENTRIES as u64;
+            let blocks_in_page = (total_blocks - first_block).min(PAGE_ENTRIES as u64);
+            let entries = self.load_root_page(snapshot, page_index, blocks_in_page)?;
+
+            let mut run_start = 0usize;
+            let entries_len = entries.as_ref().map_or(to_usize(blocks_in_page), Vec::len);
+            while run_start < entries_len {
+                let batch_len = (entries_len - run_start).min(BLOCKS_PER_BATCH);
+                let slice = entries
+                    .as_ref()
+                    .and_then(|entries| entries.get(run_start..run_start + batch_len));
+                match slice {
+                    None => {
+                        let remaining = snapshot.length - written;
+                        let len = (batch_len as u64 * block_size).min(remaining);
+                        target
+                            .write_zeros(len)
+                            .map_err(|error| write_failure(snapshot, error))?;
+                        written += len;
+                    }
+                    Some(hashes) => {
+                        let first = first_block + run_start as u64;
+                        self.read_blocks(snapshot, first, hashes, &mut buffer)?;
+                        for (offset, hash) in hashes.iter().enumerate() {
+                            let remaining = snapshot.length - written;
+                            let len = block_size.min(remaining);
+                            if hash.is_zero() {
+                                target
+                                    .write_zeros(len)
+                                    .map_err(|error| write_failure(snapshot, error))?;
+                            } else {
+                                let start = offset * to_usize(block_size);
+                                let bytes =
+                                    buffer.get(start..start + to_usize(len)).unwrap_or_default();
+                                target
+                                    .write_block(bytes)
+                                    .map_err(|error| write_failure(snapshot, error))?;
+                            }
+                            written += len;
+                        }
+                    }
+                }
+                run_start += batch_len;
+                if let Some(report) = progress {
+                    report(written);
+                }
+            }
+        }
+        debug_assert_eq!(written, snapshot.length);
+        Ok(())
+    }
+
+    /// Loads the entries of page `page_index` of `snapshot`, or `None` for an
+    /// all-zero page, checking the page against its hash and expected length.
+    fn load_root_page(
+        &self,
+        snapshot: &SnapshotRecord,
+        page_index: u64,
+        expected_len: u64,
+    ) -> Result<Option<Vec<BlockHash>>> {
+        let root_key = keys::root(snapshot.id, page_index);
+        let Some(value) = self.meta.get_raw("root", &root_key)? else {
+            self.ensure_still_live(snapshot)?;
+            return Ok(None);
+        };
+        let page = super::gc::page_hash_from(&root_key, &value)?;
+        let Some(encoded) = self.meta.get_raw("page", &keys::page_body(&page))? else {
+            self.ensure_still_live(snapshot)?;
+            return Err(Error::corruption(format!(
+                "page {page_index} ({page}) of snapshot {:?} is missing from the store. Run `blocksnap verify`",
+                snapshot.name
+            )));
+        };
+        if PageHash::of(&encoded) != page {
+            return Err(Error::corruption(format!(
+                "page {page_index} ({page}) of snapshot {:?} does not match its hash. Run `blocksnap verify`",
+                snapshot.name
+            )));
+        }
+        let body: PageBody = crate::storage::codec::decode("page", &encoded)?;
+        if body.entries.len() as u64 != expected_len {
+            return Err(Error::corruption(format!(
+                "page {page_index} of snapshot {:?} has {} entries, expected {expected_len}. Run `blocksnap verify`",
+                snapshot.name,
+                body.entries.len()
+            )));
+        }
+        Ok(Some(body.entries))
+    }
+
+    /// Reads and verifies `hashes` (blocks `first..`) into `buffer` in parallel.
+    fn read_blocks(
+        &self,
+        snapshot: &SnapshotRecord,
+        first: u64,
+        hashes: &[BlockHash],
+        buffer: &mut [u8],
+    ) -> Result<()> {
+        let block_size = self.config.block_size as usize;
+        let results: Vec<Result<()>> = buffer
+            .par_chunks_mut(block_size)
+            .zip(hashes.par_iter())
+            .enumerate()
+            .map(|(offset, (slot, hash))| {
+                if hash.is_zero() {
+                    return Ok(());
+                }
+                self.read_block_into(snapshot, first + offset as u64, hash, slot)
+            })
+            .collect();
+        for result in results {
+            if let Err(error) = result {
+                // A block that vanished or changed under a concurrent delete is
+                // reported as the delete, not as corruption.
+                self.ensure_still_live(snapshot)?;
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one block and checks it against `hash`.
+    pub(crate) fn read_block_into(
+        &self,
+        snapshot: &SnapshotRecord,
+        index: u64,
+        hash: &BlockHash,
+        slot: &mut [u8],
+    ) -> Result<()> {
+        let record = self.meta.get::<BlockRecord>("block", &keys::block(hash))?.ok_or_else(|| {
+            Error::corruption(format!(
+                "block {index} ({hash}) of snapshot {:?} is missing from the block index. Run `blocksnap verify`",
+                snapshot.name
+            ))
+        })?;
+        self.packs.get(
+            Extent {
+                pack: record.pack,
+                offset: record.offset,
+            },
+            slot,
+        )?;
+        if BlockHash::of(slot) != *hash {
+            return Err(Error::corruption(format!(
+                "block {index} of snapshot {:?} does not match its hash {hash}: the stored bytes in pack {} at offset {} are damaged. \
+                 Run `blocksnap verify` to list every damaged snapshot",
+                snapshot.name, record.pack, record.offset
+            )));
+        }
+        Ok(())
+    }
+
+    /// Returns `NotFoundException` if `snapshot` was deleted since it was read.
+    fn ensure_still_live(&self, snapshot: &SnapshotRecord) -> Result<()> {
+        match self.get_snapshot_record(&snapshot.name)? {
+            Some(current) if current.id == snapshot.id => Ok(()),
+            _ => Err(Error::not_found(format!(
+                "disk snapshot {:?} was deleted while it was being read. Nothing more can be restored from it",
+                snapshot.name
+            ))),
+        }
+    }
+}
+
+fn write_failure(snapshot: &SnapshotRecord, error: std::io::Error) -> Error {
+    io_failure(
+        format_args!("writing the restored bytes of snapshot {:?}", snapshot.name),
+        error,
+    )
+}

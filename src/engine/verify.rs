@@ -1,0 +1,258 @@
+//! `verify`: recompute every reference count from the roots and re-hash every block.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::storage::codec;
+use crate::storage::hash::{BlockHash, PageHash, HASH_LEN};
+use crate::storage::keys;
+use crate::storage::pack::BlockStore;
+use crate::storage::records::{
+    BlockRecord, Extent, PackRecord, PageBody, PageCount, PendingCreate, SnapshotRecord,
+};
+use crate::store::bad_key;
+use crate::Store;
+
+/// Most problem descriptions kept in a [`VerifyReport`]; the counters go on.
+const MAX_PROBLEMS: usize = 100;
+
+/// The result of [`Store::verify`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyReport {
+    /// Live snapshots whose roots were walked.
+    pub snapshots_checked: u64,
+    /// Stored blocks read back and re-hashed.
+    pub blocks_checked: u64,
+    /// Blocks a stored page references that the index or the packs do not have.
+    pub missing_blocks: u64,
+    /// Blocks (and pages) whose stored bytes no longer match their hash.
+    pub corrupt_blocks: u64,
+    /// Stored blocks that no stored page references.
+    pub leaked_blocks: u64,
+    /// Pages and blocks whose stored count differs from the recount, pages no
+    /// root references, and packs whose live-block count is wrong.
+    pub refcount_mismatches: u64,
+    /// Descriptions of the first problems found.
+    #[serde(skip)]
+    pub problems: Vec<String>,
+}
+
+impl VerifyReport {
+    /// True when nothing is missing, corrupt, leaked or miscounted.
+    pub fn is_clean(&self) -> bool {
+        self.missing_blocks == 0
+            && self.corrupt_blocks == 0
+            && self.leaked_blocks == 0
+            && self.refcount_mismatches == 0
+    }
+
+    fn problem(&mut self, text: String) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(text);
+        }
+    }
+}
+
+impl Store {
+    /// Checks the store's invariants: every page count equals the number of root
+    /// entries that name the page, every block count equals the number of entries
+    /// in stored pages that name the block, every referenced block is present and
+    /// matches its hash, and nothing is stored that nothing references.
+    ///
+    /// Takes the writer lock, so it sees no half-done create or delete; it first
+    /// finishes any queued garbage collection. Reads every stored block once.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let guard = self.lock_writer();
+        self.drain_gc(&guard)?;
+        let mut report = VerifyReport::default();
+
+        // Owners of roots: live snapshots, plus creates whose rollback is pending.
+        let mut owners: HashSet<u64> = HashSet::new();
+        for entry in self
+            .meta
+            .scan_records::<SnapshotRecord>("snapshot", &[keys::SNAPSHOT])
+        {
+            let (_, snapshot) = entry?;
+            owners.insert(snapshot.id);
+            report.snapshots_checked += 1;
+        }
+        for entry in self.meta.scan("pending create", &[keys::PENDING_CREATE]) {
+            let (key, value) = entry?;
+            codec::decode::<PendingCreate>("pending create", &value)?;
+            owners.insert(keys::trailing_u64(&key).ok_or_else(|| bad_key("pending create", &key))?);
+        }
+
+        let mut expected_pages: HashMap<PageHash, u64> = HashMap::new();
+        for entry in self.meta.scan("root", &[keys::ROOT]) {
+            let (key, value) = entry?;
+            let (snapshot_id, page_index) =
+                keys::parse_root(&key).ok_or_else(|| bad_key("root", &key))?;
+            let bytes: [u8; HASH_LEN] = value
+                .as_ref()
+                .try_into()
+                .map_err(|_| bad_key("root entry", &key))?;
+            if !owners.contains(&snapshot_id) {
+                report.refcount_mismatches += 1;
+                report.problem(format!(
+                    "root entry {page_index} of snapshot id {snapshot_id} belongs to no snapshot"
+                ));
+                continue;
+            }
+            *expected_pages
+                .entry(PageHash::from_bytes(bytes))
+                .or_insert(0) += 1;
+        }
+
+        let expected_blocks = self.check_pages(&expected_pages, &mut report)?;
+        self.check_blocks(&expected_blocks, &mut report)?;
+        drop(guard);
+        Ok(report)
+    }
+
+    /// Compares page counts with the recount and returns the block recount.
+    fn check_pages(
+        &self,
+        expected_pages: &HashMap<PageHash, u64>,
+        report: &mut VerifyReport,
+    ) -> Result<HashMap<BlockHash, u64>> {
+        let mut expected_blocks: HashMap<BlockHash, u64> = HashMap::new();
+        let mut seen_pages: HashSet<PageHash> = HashSet::new();
+        for entry in self.meta.scan("page", &[keys::PAGE_BODY]) {
+            let (key, encoded) = entry?;
+            let page = PageHash::from_bytes(
+                keys::trailing_hash(&key).ok_or_else(|| bad_key("page", &key))?,
+            );
+            seen_pages.insert(page);
+            if PageHash::of(&encoded) != page {
+                report.corrupt_blocks += 1;
+                report.problem(format!("page {page} does not match its hash"));
+                continue;
+            }
+            let body: PageBody = match codec::decode("page", &encoded) {
+                Ok(body) => body,
+                Err(error) => {
+                    report.corrupt_blocks += 1;
+                    report.problem(format!("page {page}: {error}"));
+                    continue;
+                }
+            };
+            for block in body.entries.iter().filter(|block| !block.is_zero()) {
+                *expected_blocks.entry(*block).or_insert(0) += 1;
+            }
+            let stored = self
+                .meta
+                .get::<PageCount>("page count", &keys::page_count(&page))?
+                .map_or(0, |count| count.refcount);
+            let expected = expected_pages.get(&page).copied().unwrap_or(0);
+            if stored != expected {
+                report.refcount_mismatches += 1;
+                report.problem(format!(
+                    "page {page} has count {stored}, but {expected} root entries name it"
+                ));
+            }
+        }
+        for (page, expected) in expected_pages {
+            if !seen_pages.contains(page) {
+                report.missing_blocks += 1;
+                report.problem(format!(
+                    "page {page} is named by {expected} root entries but is not stored"
+                ));
+            }
+        }
+        for entry in self.meta.scan("page count", &[keys::PAGE_COUNT]) {
+            let (key, _) = entry?;
+            let page = PageHash::from_bytes(
+                keys::trailing_hash(&key).ok_or_else(|| bad_key("page count", &key))?,
+            );
+            if !seen_pages.contains(&page) {
+                report.refcount_mismatches += 1;
+                report.problem(format!("page {page} has a count but no body"));
+            }
+        }
+        Ok(expected_blocks)
+    }
+
+    /// Compares block counts with the recount, re-hashes every block and checks
+    /// the packs' live-block counts.
+    fn check_blocks(
+        &self,
+        expected_blocks: &HashMap<BlockHash, u64>,
+        report: &mut VerifyReport,
+    ) -> Result<()> {
+        let mut live_per_pack: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut seen_blocks: HashSet<BlockHash> = HashSet::new();
+        let mut buffer = vec![0u8; self.config.block_size as usize];
+        for entry in self.meta.scan("block", &[keys::BLOCK]) {
+            let (key, value) = entry?;
+            let hash = BlockHash::from_bytes(
+                keys::trailing_hash(&key).ok_or_else(|| bad_key("block", &key))?,
+            );
+            let record: BlockRecord = codec::decode("block", &value)?;
+            seen_blocks.insert(hash);
+            report.blocks_checked += 1;
+            *live_per_pack.entry(record.pack).or_insert(0) += 1;
+
+            let expected = expected_blocks.get(&hash).copied().unwrap_or(0);
+            if expected == 0 {
+                report.leaked_blocks += 1;
+                report.problem(format!("block {hash} is stored but no page names it"));
+            } else if record.refcount != expected {
+                report.refcount_mismatches += 1;
+                report.problem(format!(
+                    "block {hash} has count {}, but pages name it {expected} times",
+                    record.refcount
+                ));
+            }
+            match self.packs.get(
+                Extent {
+                    pack: record.pack,
+                    offset: record.offset,
+                },
+                &mut buffer,
+            ) {
+                Ok(()) if BlockHash::of(&buffer) == hash => {}
+                Ok(()) => {
+                    report.corrupt_blocks += 1;
+                    report.problem(format!(
+                        "block {hash} in pack {} at offset {} does not match its hash",
+                        record.pack, record.offset
+                    ));
+                }
+                Err(error) => {
+                    report.missing_blocks += 1;
+                    report.problem(format!("block {hash} cannot be read: {error}"));
+                }
+            }
+        }
+        for (hash, count) in expected_blocks {
+            if !seen_blocks.contains(hash) {
+                report.missing_blocks += 1;
+                report.problem(format!(
+                    "block {hash} is named {count} times by pages but is not in the index"
+                ));
+            }
+        }
+        for entry in self.meta.scan_records::<PackRecord>("pack", &[keys::PACK]) {
+            let (key, record) = entry?;
+            let pack = keys::trailing_u32(&key).ok_or_else(|| bad_key("pack", &key))?;
+            let actual = live_per_pack.remove(&pack).unwrap_or(0);
+            if record.live_blocks != actual {
+                report.refcount_mismatches += 1;
+                report.problem(format!(
+                    "pack {pack} records {} live blocks but holds {actual}",
+                    record.live_blocks
+                ));
+            }
+        }
+        for (pack, count) in live_per_pack {
+            report.refcount_mismatches += 1;
+            report.problem(format!(
+                "{count} blocks point into pack {pack}, which has no record"
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,158 @@
+//! Typed access to the metadata database (one sled tree, see `keys`).
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::codec;
+use super::fault::{Faults, PersistStep};
+use crate::error::{io_failure, metadata_failure, Error, Result};
+
+/// The metadata database of a store.
+#[derive(Debug)]
+pub(crate) struct Meta {
+    db: sled::Db,
+    faults: Faults,
+}
+
+/// A set of writes that commit together or not at all.
+#[derive(Default)]
+pub(crate) struct Batch {
+    inner: sled::Batch,
+    writes: usize,
+}
+
+impl Batch {
+    pub(crate) fn put<T: Serialize>(&mut self, key: Vec<u8>, record: &T) -> Result<()> {
+        self.inner.insert(key, codec::encode(record)?);
+        self.writes += 1;
+        Ok(())
+    }
+
+    pub(crate) fn put_raw(&mut self, key: Vec<u8>, value: &[u8]) {
+        self.inner.insert(key, value);
+        self.writes += 1;
+    }
+
+    pub(crate) fn remove(&mut self, key: Vec<u8>) {
+        self.inner.remove(key);
+        self.writes += 1;
+    }
+
+    /// Number of writes in the batch, for the metadata-update counters.
+    pub(crate) fn len(&self) -> usize {
+        self.writes
+    }
+}
+
+impl Meta {
+    pub(crate) fn open(path: &std::path::Path, faults: Faults) -> Result<Meta> {
+        let db = sled::Config::new()
+            .path(path)
+            // Commits are made durable explicitly with `flush` at the points the
+            // protocol needs; background flushes only add earlier durability.
+            .flush_every_ms(Some(1000))
+            .open()
+            .map_err(|error| match error {
+                sled::Error::Io(io) if is_lock_conflict(&io) => Error::operation_failure(format!(
+                    "the store metadata at {} is in use by another process. \
+                     Stop the other blocksnap process or use another --store directory",
+                    path.display()
+                ))
+                .with_source(io),
+                other => metadata_failure(format_args!("opening {}", path.display()), other),
+            })?;
+        Ok(Meta { db, faults })
+    }
+
+    pub(crate) fn get<T: DeserializeOwned>(&self, what: &str, key: &[u8]) -> Result<Option<T>> {
+        let value = self
+            .db
+            .get(key)
+            .map_err(|error| metadata_failure(format_args!("reading a {what} record"), error))?;
+        value.map(|bytes| codec::decode(what, &bytes)).transpose()
+    }
+
+    pub(crate) fn get_raw(&self, what: &str, key: &[u8]) -> Result<Option<sled::IVec>> {
+        self.db
+            .get(key)
+            .map_err(|error| metadata_failure(format_args!("reading a {what} record"), error))
+    }
+
+    pub(crate) fn contains(&self, what: &str, key: &[u8]) -> Result<bool> {
+        self.db
+            .contains_key(key)
+            .map_err(|error| metadata_failure(format_args!("looking up a {what} record"), error))
+    }
+
+    /// Iterates the raw entries whose key starts with `prefix`, in key order.
+    pub(crate) fn scan<'a>(
+        &'a self,
+        what: &'a str,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec)>> + 'a {
+        self.db.scan_prefix(prefix).map(move |entry| {
+            entry.map_err(|error| metadata_failure(format_args!("scanning {what} records"), error))
+        })
+    }
+
+    /// Iterates raw entries with keys in `[start, end)`.
+    pub(crate) fn range<'a>(
+        &'a self,
+        what: &'a str,
+        start: &[u8],
+        end: &[u8],
+    ) -> impl DoubleEndedIterator<Item = Result<(sled::IVec, sled::IVec)>> + 'a {
+        self.db
+            .range(start.to_vec()..end.to_vec())
+            .map(move |entry| {
+                entry.map_err(|error| {
+                    metadata_failure(format_args!("scanning {what} records"), error)
+                })
+            })
+    }
+
+    /// Decodes every record under `prefix`.
+    pub(crate) fn scan_records<'a, T: DeserializeOwned + 'a>(
+        &'a self,
+        what: &'a str,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<(sled::IVec, T)>> + 'a {
+        self.scan(what, prefix).map(move |entry| {
+            let (key, value) = entry?;
+            Ok((key, codec::decode(what, &value)?))
+        })
+    }
+
+    /// A fresh, never reused 64-bit id (sled keeps it monotonic across restarts).
+    pub(crate) fn next_id(&self) -> Result<u64> {
+        self.db
+            .generate_id()
+            .map_err(|error| metadata_failure("allocating an id", error))
+    }
+
+    /// Commits `batch` atomically. Not durable until [`Meta::flush`].
+    pub(crate) fn commit(&self, batch: Batch) -> Result<()> {
+        self.faults
+            .check(PersistStep::MetadataCommit)
+            .map_err(|error| io_failure("committing metadata", error))?;
+        self.db
+            .apply_batch(batch.inner)
+            .map_err(|error| metadata_failure("committing a batch", error))
+    }
+
+    /// Makes every commit so far durable.
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.faults
+            .check(PersistStep::MetadataFlush)
+            .map_err(|error| io_failure("flushing metadata to disk", error))?;
+        self.db
+            .flush()
+            .map(|_| ())
+            .map_err(|error| metadata_failure("flushing to disk", error))
+    }
+}
+
+fn is_lock_conflict(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::WouldBlock
+        || error.to_string().contains("could not acquire lock")
+}

@@ -1,0 +1,383 @@
+//! Pack files: append-only files of block bytes, the embedded default block store.
+//!
+//! Blocks are written whole at offsets that are multiples of the block size (and so
+//! of 4 KiB). Freeing a block punches its range out of the file
+//! (`FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE`), which returns the space to the
+//! file system at once; a pack with no live block left is unlinked.
+//!
+//! The metadata records for each pack how many bytes committed records may point
+//! at (`PackRecord::committed_len`); bytes past that were appended by a create that
+//! never committed and are cut off when the store opens.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use super::fault::{Faults, PersistStep};
+use super::records::Extent;
+use crate::error::{io_failure, Error, Result};
+
+/// A pack is closed for appends once it reaches this size. Smaller packs let a
+/// file system without hole punching still get space back by unlinking packs.
+pub(crate) const MAX_PACK_BYTES: u64 = 1 << 30;
+
+/// Where block bytes are kept: the narrow interface the engine uses, so that a
+/// back end other than local pack files can be put behind it.
+pub(crate) trait BlockStore: Send + Sync {
+    /// Appends one block and returns where it went. Not durable until [`BlockStore::sync`].
+    fn put(&self, bytes: &[u8]) -> Result<Extent>;
+    /// Makes every `put` so far durable.
+    fn sync(&self) -> Result<()>;
+    /// Reads the block at `extent` into `buffer` (exactly one block long).
+    fn get(&self, extent: Extent, buffer: &mut [u8]) -> Result<()>;
+    /// Gives the block's space back. Freeing a range twice is harmless.
+    fn free(&self, extent: Extent) -> Result<()>;
+}
+
+/// The local pack-file block store.
+#[derive(Debug)]
+pub(crate) struct PackStore {
+    dir: PathBuf,
+    block_size: u64,
+    faults: Faults,
+    files: RwLock<HashMap<u32, Arc<File>>>,
+    writer: Mutex<Writer>,
+}
+
+#[derive(Debug, Default)]
+struct Writer {
+    /// Pack receiving appends, with its current length.
+    active: Option<(u32, u64)>,
+    /// Highest pack id ever seen; new packs take the next one.
+    last_id: u32,
+    /// Packs appended to since the last sync.
+    dirty: BTreeSet<u32>,
+    /// A pack file was created since the last sync, so the directory needs a sync too.
+    directory_dirty: bool,
+}
+
+/// What recovery found when it reconciled pack files with their records.
+#[derive(Debug, Default)]
+pub(crate) struct PackRecovery {
+    /// Uncommitted bytes cut off the end of packs.
+    pub truncated_bytes: u64,
+    /// Pack files without a record, removed.
+    pub orphan_files_removed: usize,
+    /// Packs that have a record but no file.
+    pub missing_packs: Vec<u32>,
+}
+
+impl PackStore {
+    pub(crate) fn open(dir: &Path, block_size: u32, faults: Faults) -> Result<PackStore> {
+        fs::create_dir_all(dir)
+            .map_err(|error| io_failure(format_args!("creating {}", dir.display()), error))?;
+        Ok(PackStore {
+            dir: dir.to_path_buf(),
+            block_size: u64::from(block_size),
+            faults,
+            files: RwLock::new(HashMap::new()),
+            writer: Mutex::new(Writer::default()),
+        })
+    }
+
+    fn path_of(&self, pack: u32) -> PathBuf {
+        self.dir.join(format!("pack-{pack:08}.dat"))
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Lists the pack ids of the files in the directory.
+    fn pack_files(&self) -> Result<BTreeMap<u32, PathBuf>> {
+        let entries = fs::read_dir(&self.dir)
+            .map_err(|error| io_failure(format_args!("listing {}", self.dir.display()), error))?;
+        let mut packs = BTreeMap::new();
+        for entry in entries {
+            let entry = entry.map_err(|error| {
+                io_failure(format_args!("listing {}", self.dir.display()), error)
+            })?;
+            let name = entry.file_name();
+            let Some(id) = name
+                .to_str()
+                .and_then(|name| name.strip_prefix("pack-"))
+                .and_then(|name| name.strip_suffix(".dat"))
+                .and_then(|digits| digits.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            packs.insert(id, entry.path());
+        }
+        Ok(packs)
+    }
+
+    /// Reconciles pack files with the committed pack records: truncates bytes past
+    /// each pack's committed length, removes files no record names, and picks the
+    /// pack that receives the next appends.
+    pub(crate) fn recover(&self, records: &BTreeMap<u32, u64>) -> Result<PackRecovery> {
+        let mut report = PackRecovery::default();
+        let files = self.pack_files()?;
+
+        for (id, path) in &files {
+            let Some(&committed_len) = records.get(id) else {
+                self.faults
+                    .check(PersistStep::PackUnlink)
+                    .and_then(|()| fs::remove_file(path))
+                    .map_err(|error| {
+                        io_failure(
+                            format_args!("removing orphan pack {}", path.display()),
+                            error,
+                        )
+                    })?;
+                report.orphan_files_removed += 1;
+                continue;
+            };
+            let file = self.file(*id)?;
+            let len = file
+                .metadata()
+                .map_err(|error| io_failure(format_args!("reading {}", path.display()), error))?
+                .len();
+            if len > committed_len {
+                self.faults
+                    .check(PersistStep::PackTruncate)
+                    .and_then(|()| file.set_len(committed_len))
+                    .and_then(|()| file.sync_all())
+                    .map_err(|error| {
+                        io_failure(format_args!("truncating {}", path.display()), error)
+                    })?;
+                report.truncated_bytes += len - committed_len;
+            }
+        }
+        for id in records.keys() {
+            if !files.contains_key(id) {
+                report.missing_packs.push(*id);
+            }
+        }
+
+        let mut writer = self.writer();
+        writer.last_id = files
+            .keys()
+            .chain(records.keys())
+            .copied()
+            .max()
+            .unwrap_or(0);
+        writer.active = records
+            .iter()
+            .next_back()
+            .filter(|(id, len)| **len < MAX_PACK_BYTES && files.contains_key(id))
+            .map(|(id, len)| (*id, *len));
+        Ok(report)
+    }
+
+    fn file(&self, pack: u32) -> Result<Arc<File>> {
+        if let Some(file) = self
+            .files
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&pack)
+        {
+            return Ok(Arc::clone(file));
+        }
+        let path = self.path_of(pack);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|error| io_failure(format_args!("opening pack {}", path.display()), error))?;
+        let file = Arc::new(file);
+        self.files
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(pack, Arc::clone(&file));
+        Ok(file)
+    }
+
+    fn create_pack(&self, writer: &mut Writer) -> Result<(u32, u64)> {
+        let id = writer.last_id.checked_add(1).ok_or_else(|| {
+            Error::operation_failure(
+                "the store has used every pack id. Copy the snapshots into a new store",
+            )
+        })?;
+        let path = self.path_of(id);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|error| io_failure(format_args!("creating pack {}", path.display()), error))?;
+        self.files
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, Arc::new(file));
+        writer.last_id = id;
+        writer.directory_dirty = true;
+        Ok((id, 0))
+    }
+
+    /// Cuts `pack` back to `committed_len` after a create that failed before its
+    /// appends were committed.
+    pub(crate) fn discard_uncommitted(&self, pack: u32, committed_len: u64) -> Result<()> {
+        let mut writer = self.writer();
+        let file = self.file(pack)?;
+        self.faults
+            .check(PersistStep::PackTruncate)
+            .and_then(|()| file.set_len(committed_len))
+            .map_err(|error| io_failure(format_args!("truncating pack {pack}"), error))?;
+        if let Some((active, len)) = writer.active.as_mut() {
+            if *active == pack {
+                *len = committed_len;
+            }
+        }
+        Ok(())
+    }
+
+    /// Unlinks a pack that no live block uses.
+    pub(crate) fn remove_pack(&self, pack: u32) -> Result<()> {
+        let mut writer = self.writer();
+        if writer.active.is_some_and(|(active, _)| active == pack) {
+            writer.active = None;
+        }
+        writer.dirty.remove(&pack);
+        self.files
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&pack);
+        let path = self.path_of(pack);
+        match self
+            .faults
+            .check(PersistStep::PackUnlink)
+            .and_then(|()| fs::remove_file(&path))
+        {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(io_failure(
+                format_args!("removing {}", path.display()),
+                error,
+            )),
+        }
+    }
+}
+
+impl BlockStore for PackStore {
+    fn put(&self, bytes: &[u8]) -> Result<Extent> {
+        debug_assert_eq!(bytes.len() as u64, self.block_size);
+        let mut writer = self.writer();
+        let (pack, offset) = match writer.active {
+            Some((id, len)) if len < MAX_PACK_BYTES => (id, len),
+            _ => self.create_pack(&mut writer)?,
+        };
+        let file = self.file(pack)?;
+        self.faults
+            .check(PersistStep::PackAppend)
+            .and_then(|()| file.write_all_at(bytes, offset))
+            .map_err(|error| io_failure(format_args!("appending a block to pack {pack}"), error))?;
+        writer.active = Some((pack, offset + self.block_size));
+        writer.dirty.insert(pack);
+        Ok(Extent { pack, offset })
+    }
+
+    fn sync(&self) -> Result<()> {
+        let mut writer = self.writer();
+        for pack in writer.dirty.clone() {
+            let file = self.file(pack)?;
+            self.faults
+                .check(PersistStep::PackSync)
+                .and_then(|()| file.sync_data())
+                .map_err(|error| io_failure(format_args!("syncing pack {pack}"), error))?;
+            writer.dirty.remove(&pack);
+        }
+        if writer.directory_dirty {
+            self.faults
+                .check(PersistStep::PackSync)
+                .and_then(|()| File::open(&self.dir)?.sync_all())
+                .map_err(|error| {
+                    io_failure(
+                        format_args!("syncing directory {}", self.dir.display()),
+                        error,
+                    )
+                })?;
+            writer.directory_dirty = false;
+        }
+        Ok(())
+    }
+
+    fn get(&self, extent: Extent, buffer: &mut [u8]) -> Result<()> {
+        let file = self.file(extent.pack)?;
+        file.read_exact_at(buffer, extent.offset).map_err(|error| {
+            if error.kind() == io::ErrorKind::UnexpectedEof {
+                Error::corruption(format!(
+                    "pack {} ends before offset {}, so a block stored there is missing. \
+                     Run `blocksnap verify` to list the damaged snapshots",
+                    extent.pack, extent.offset
+                ))
+                .with_source(error)
+            } else {
+                io_failure(
+                    format_args!("reading pack {} at offset {}", extent.pack, extent.offset),
+                    error,
+                )
+            }
+        })
+    }
+
+    fn free(&self, extent: Extent) -> Result<()> {
+        let file = match self.file(extent.pack) {
+            Ok(file) => file,
+            // A pack already unlinked has nothing left to free.
+            Err(_) if !self.path_of(extent.pack).exists() => return Ok(()),
+            Err(error) => return Err(error),
+        };
+        let punched = self.faults.check(PersistStep::HolePunch).and_then(|()| {
+            rustix::fs::fallocate(
+                &*file,
+                rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE,
+                extent.offset,
+                self.block_size,
+            )
+            .map_err(io::Error::from)
+        });
+        match punched {
+            Ok(()) => Ok(()),
+            Err(error)
+                if error.raw_os_error() == Some(rustix::io::Errno::OPNOTSUPP.raw_os_error()) =>
+            {
+                // NOTE: without hole punching the bytes stay allocated until every
+                // block of the pack is freed and the pack is unlinked.
+                tracing::warn!(
+                    pack = extent.pack,
+                    "file system cannot punch holes; space returns when the pack empties"
+                );
+                Ok(())
+            }
+            Err(error) => Err(io_failure(
+                format_args!(
+                    "punching offset {} out of pack {}",
+                    extent.offset, extent.pack
+                ),
+                error,
+            )),
+        }
+    }
+}
+
+/// Bytes allocated on disk (`st_blocks` × 512) by `path` and everything below it,
+/// so punched holes count as freed.
+pub(crate) fn allocated_bytes(path: &Path) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = fs::symlink_metadata(path)
+        .map_err(|error| io_failure(format_args!("measuring {}", path.display()), error))?;
+    let mut total = metadata.blocks() * 512;
+    if metadata.is_dir() {
+        let entries = fs::read_dir(path)
+            .map_err(|error| io_failure(format_args!("listing {}", path.display()), error))?;
+        for entry in entries {
+            let entry = entry
+                .map_err(|error| io_failure(format_args!("listing {}", path.display()), error))?;
+            total += allocated_bytes(&entry.path())?;
+        }
+    }
+    Ok(total)
+}

@@ -1,0 +1,329 @@
+//! The store handle: opening, configuration, recovery and the writer lock.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Instant;
+
+use crate::access::Policy;
+use crate::error::{Error, Result};
+use crate::model::{OperationStatus, RegionName, Timestamp};
+use crate::storage::fault::{FaultInjector, Faults};
+use crate::storage::keys;
+use crate::storage::meta::{Batch, Meta};
+use crate::storage::pack::PackStore;
+use crate::storage::records::{GcItem, PackRecord, PendingCreate, StoreConfig};
+
+/// Default block size: 64 KiB.
+pub const DEFAULT_BLOCK_SIZE: u32 = 64 * 1024;
+/// Smallest block size a store accepts: 4 KiB.
+pub const MIN_BLOCK_SIZE: u32 = 4 * 1024;
+/// Largest block size a store accepts: 1 MiB.
+pub const MAX_BLOCK_SIZE: u32 = 1024 * 1024;
+
+/// Settings for [`Store::open_with`].
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// Block size for a new store, in bytes: a power of two from 4 KiB to 1 MiB.
+    /// `None` means 64 KiB for a new store and "whatever it has" for an existing
+    /// one; a value that differs from an existing store's is rejected.
+    pub block_size: Option<u32>,
+    /// Region recorded in a new store; `None` means `us-east-1` for a new store.
+    /// A value that differs from an existing store's is rejected.
+    pub region: Option<RegionName>,
+    /// Test seam: consulted before every persistence step (see [`FaultInjector`]).
+    pub fault_injector: Option<Arc<dyn FaultInjector>>,
+}
+
+/// A blocksnap store: a directory holding the metadata database (`metadata/`)
+/// and pack files of block bytes (`packs/`).
+///
+/// The handle is `Send + Sync`; share it between threads with an `Arc`. Mutations
+/// (create, delete, tag changes, garbage collection) take one writer lock in turn;
+/// reads (restore, get, list) run concurrently with them and with each other. Only
+/// one process can open a store at a time.
+#[derive(Debug)]
+pub struct Store {
+    pub(crate) path: PathBuf,
+    pub(crate) meta: Meta,
+    pub(crate) packs: PackStore,
+    pub(crate) config: StoreConfig,
+    pub(crate) region: RegionName,
+    pub(crate) writer: Mutex<()>,
+    pub(crate) policy: RwLock<Option<Arc<Policy>>>,
+}
+
+/// Proof that the caller holds the writer lock.
+pub(crate) struct WriterGuard<'a>(#[allow(dead_code)] MutexGuard<'a, ()>);
+
+/// What opening a store found and repaired, logged at open.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Creates that had not committed when the store was last closed; their
+    /// snapshots are absent and their blocks were collected.
+    pub abandoned_creates: usize,
+    /// Uncommitted bytes cut off the end of pack files.
+    pub truncated_bytes: u64,
+    /// Pack files that no record named, removed.
+    pub orphan_packs_removed: usize,
+    /// Garbage-collection steps that were still queued and have now run.
+    pub gc_steps_resumed: u64,
+}
+
+impl Store {
+    /// Opens the store at `path` with default options, creating it (64 KiB blocks,
+    /// region `us-east-1`) if the directory holds no store yet.
+    ///
+    /// Opening resumes any garbage collection a crash interrupted and reclaims
+    /// bytes of creates that never committed, before it returns.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let store = blocksnap::Store::open(dir.path().join("store"))?;
+    /// assert_eq!(store.block_size(), 64 * 1024);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        Self::open_with(path, StoreOptions::default())
+    }
+
+    /// Opens or creates the store at `path` with `options`.
+    ///
+    /// Returns `InvalidInputException` if the block size is not a power of two
+    /// from 4 KiB to 1 MiB, or differs from the one the store was created with;
+    /// `OperationFailureException` if another process has the store open.
+    pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let StoreOptions {
+            block_size,
+            region,
+            fault_injector,
+        } = options;
+        let path = path.as_ref().to_path_buf();
+        let started = Instant::now();
+        if let Some(block_size) = block_size {
+            validate_block_size(block_size)?;
+        }
+        std::fs::create_dir_all(&path).map_err(|error| {
+            crate::error::io_failure(
+                format_args!("creating store directory {}", path.display()),
+                error,
+            )
+        })?;
+
+        let faults = Faults::new(fault_injector);
+        let meta = Meta::open(&path.join("metadata"), faults.clone())?;
+        let config = load_or_create_config(&meta, &path, block_size, region)?;
+        let region: RegionName = config.region.parse().map_err(|_| {
+            Error::corruption(format!(
+                "store {} records region {:?}, which this build does not know",
+                path.display(),
+                config.region
+            ))
+        })?;
+        let packs = PackStore::open(&path.join("packs"), config.block_size, faults)?;
+
+        let store = Store {
+            path,
+            meta,
+            packs,
+            config,
+            region,
+            writer: Mutex::new(()),
+            policy: RwLock::new(None),
+        };
+        let report = store.recover()?;
+        tracing::info!(
+            path = %store.path.display(),
+            block_size = store.config.block_size,
+            abandoned_creates = report.abandoned_creates,
+            truncated_bytes = report.truncated_bytes,
+            orphan_packs_removed = report.orphan_packs_removed,
+            gc_steps_resumed = report.gc_steps_resumed,
+            elapsed_ms = started.elapsed().as_millis(),
+            "opened store"
+        );
+        Ok(store)
+    }
+
+    /// The store's block size in bytes.
+    pub fn block_size(&self) -> u32 {
+        self.config.block_size
+    }
+
+    /// The region recorded when the store was created.
+    pub fn region(&self) -> RegionName {
+        self.region
+    }
+
+    /// The directory of the store.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The twelve-digit account id used in this store's ARNs.
+    pub fn account_id(&self) -> &str {
+        &self.config.account_id
+    }
+
+    /// Sets the policy that every later call is checked against; `None` makes the
+    /// caller the account owner, allowed everything.
+    pub fn set_policy(&self, policy: Option<Policy>) {
+        *self.policy.write().unwrap_or_else(PoisonError::into_inner) = policy.map(Arc::new);
+    }
+
+    pub(crate) fn lock_writer(&self) -> WriterGuard<'_> {
+        WriterGuard(self.writer.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Brings the store back to a consistent state after a crash. Runs before
+    /// the handle is returned, so nothing else can observe the half-done state.
+    fn recover(&self) -> Result<RecoveryReport> {
+        let guard = self.lock_writer();
+        let mut report = RecoveryReport::default();
+
+        // Packs first: bytes past a pack's committed length belong to no record.
+        let mut committed = BTreeMap::new();
+        for entry in self.meta.scan_records::<PackRecord>("pack", &[keys::PACK]) {
+            let (key, record) = entry?;
+            let id = keys::trailing_u32(&key).ok_or_else(|| bad_key("pack", &key))?;
+            committed.insert(id, record.committed_len);
+        }
+        let packs = self.packs.recover(&committed)?;
+        report.truncated_bytes = packs.truncated_bytes;
+        report.orphan_packs_removed = packs.orphan_files_removed;
+        for pack in &packs.missing_packs {
+            tracing::warn!(
+                pack,
+                "pack file is missing; `blocksnap verify` lists the damage"
+            );
+        }
+
+        // A create that never committed: queue its root for collection and fail
+        // its operations, in one commit.
+        let pending: Vec<(u64, PendingCreate)> = self
+            .meta
+            .scan_records::<PendingCreate>("pending create", &[keys::PENDING_CREATE])
+            .map(|entry| {
+                let (key, record) = entry?;
+                let id = keys::trailing_u64(&key).ok_or_else(|| bad_key("pending create", &key))?;
+                Ok((id, record))
+            })
+            .collect::<Result<_>>()?;
+        for (snapshot_id, create) in pending {
+            let reason = Error::operation_failure(format!(
+                "the create of snapshot {:?} was interrupted before it committed. Create it again",
+                create.snapshot_name
+            ));
+            let mut batch = Batch::default();
+            self.fail_operations(&mut batch, &create.operation_seqs, &reason)?;
+            batch.remove(keys::pending_create(snapshot_id));
+            batch.put(
+                keys::gc_item(self.meta.next_id()?),
+                &GcItem::DropRoot { snapshot_id },
+            )?;
+            self.meta.commit(batch)?;
+            report.abandoned_creates += 1;
+            tracing::warn!(snapshot = %create.snapshot_name, "collected an interrupted create");
+        }
+
+        report.gc_steps_resumed = self.drain_gc(&guard)?;
+        self.remove_empty_packs(&guard)?;
+        self.meta.flush()?;
+        Ok(report)
+    }
+
+    /// Marks the operations `seqs` failed with `error`.
+    pub(crate) fn fail_operations(
+        &self,
+        batch: &mut Batch,
+        seqs: &[u64],
+        error: &Error,
+    ) -> Result<()> {
+        for seq in seqs {
+            if let Some(mut operation) = self.load_operation(*seq)? {
+                if operation.record.status == OperationStatus::Started.as_str() {
+                    operation.fail(error);
+                    batch.put(keys::operation(operation.seq), &operation.record)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn bad_key(what: &str, key: &[u8]) -> Error {
+    Error::corruption(format!(
+        "a {what} key in the metadata database is malformed ({} bytes). Restore the store directory from a copy",
+        key.len()
+    ))
+}
+
+fn validate_block_size(block_size: u32) -> Result<()> {
+    if block_size.is_power_of_two() && (MIN_BLOCK_SIZE..=MAX_BLOCK_SIZE).contains(&block_size) {
+        Ok(())
+    } else {
+        Err(Error::invalid_input(format!(
+            "block size {block_size} is not supported. Use a power of two from {MIN_BLOCK_SIZE} to {MAX_BLOCK_SIZE} bytes, for example 65536"
+        )))
+    }
+}
+
+fn load_or_create_config(
+    meta: &Meta,
+    path: &Path,
+    block_size: Option<u32>,
+    region: Option<RegionName>,
+) -> Result<StoreConfig> {
+    if let Some(config) = meta.get::<StoreConfig>("store configuration", keys::CONFIG)? {
+        validate_block_size(config.block_size).map_err(|_| {
+            Error::corruption(format!(
+                "store {} records block size {}, which is invalid. Restore the store directory from a copy",
+                path.display(),
+                config.block_size
+            ))
+        })?;
+        if let Some(requested) = block_size {
+            if requested != config.block_size {
+                return Err(Error::invalid_input(format!(
+                    "store {} was created with block size {}, not {requested}. \
+                     Omit the block size or pass {}",
+                    path.display(),
+                    config.block_size,
+                    config.block_size
+                )));
+            }
+        }
+        if let Some(requested) = region {
+            if requested.as_str() != config.region {
+                return Err(Error::invalid_input(format!(
+                    "store {} was created in region {}, not {requested}. Omit the region or pass {}",
+                    path.display(),
+                    config.region,
+                    config.region
+                )));
+            }
+        }
+        return Ok(config);
+    }
+
+    let config = StoreConfig {
+        block_size: block_size.unwrap_or(DEFAULT_BLOCK_SIZE),
+        region: region.unwrap_or_default().as_str().to_owned(),
+        account_id: new_account_id(),
+        created_at: Timestamp::now().unix_nanos(),
+    };
+    let mut batch = Batch::default();
+    batch.put(keys::CONFIG.to_vec(), &config)?;
+    meta.commit(batch)?;
+    meta.flush()?;
+    tracing::info!(path = %path.display(), block_size = config.block_size, region = %config.region, "created store");
+    Ok(config)
+}
+
+/// A random twelve-digit account id, as AWS account ids look.
+fn new_account_id() -> String {
+    let random = uuid::Uuid::new_v4().as_u128();
+    format!("{:012}", random % 1_000_000_000_000)
+}
