@@ -4,7 +4,8 @@
 The script rewrites the block between the BEGIN GENERATED and END GENERATED
 lines of src/model/enums.rs, so the hand-written code around it stays. The
 block is one `wire_enums!` invocation that lists every value of each enum shape
-below, in the order botocore lists them.
+below, in the order botocore lists them, followed by the values of that shape
+in ENUM_EXTENSIONS. Each extension is marked `@extension` in the block.
 
 Usage:
     python3 scripts/gen_lightsail_enums.py           # rewrite the file
@@ -29,6 +30,18 @@ ENUM_DOCS = {
     "OperationType": "Lightsail action that an operation record tracks.",
     "OperationStatus": "Progress of an operation.",
     "DiskSnapshotState": "Lifecycle state of a disk snapshot.",
+}
+
+# Values that Lightsail returns but botocore's model does not list, which
+# blocksnap also accepts and writes: enum shape name -> list of
+# (wire value, reason). Each reason becomes the doc comment of its variant.
+# The script fails if botocore starts listing one of these values, so that the
+# entry is removed here instead of being generated twice.
+ENUM_EXTENSIONS = {
+    "OperationType": [
+        ("TagResource", "Returned by Lightsail for `TagResource`; not listed in the service model."),
+        ("UntagResource", "Returned by Lightsail for `UntagResource`; not listed in the service model."),
+    ],
 }
 
 # Splits one hyphen-free word into parts so that an acronym becomes one
@@ -64,27 +77,58 @@ def variant_name(wire_value):
     return name
 
 
+def check_extensions(model):
+    """Raise ValueError unless each ENUM_EXTENSIONS entry adds a new value to a generated enum."""
+    for shape_name, extensions in ENUM_EXTENSIONS.items():
+        if shape_name not in ENUM_DOCS:
+            raise ValueError(f"ENUM_EXTENSIONS names {shape_name}, which is not in ENUM_DOCS")
+        model_values = model["shapes"][shape_name]["enum"]
+        for wire_value, _reason in extensions:
+            if wire_value in model_values:
+                raise ValueError(
+                    f"botocore now lists {wire_value!r} in {shape_name}, so "
+                    "remove it from ENUM_EXTENSIONS and rerun this script"
+                )
+
+
+def render_enum(shape_name, model_values):
+    """Render one enum of the `wire_enums!` invocation as indented lines."""
+    extensions = ENUM_EXTENSIONS.get(shape_name, [])
+    lines = [
+        f"    /// {ENUM_DOCS[shape_name]}",
+        "    ///",
+        f"    /// Mirrors botocore's `{shape_name}` shape, which lists {len(model_values)} values.",
+    ]
+    if extensions:
+        lines.append(f"    /// Adds {len(extensions)} values that Lightsail returns but the model does not list.")
+    lines.append(f"    {shape_name} {{")
+
+    seen = {}
+    entries = [(wire_value, None) for wire_value in model_values] + extensions
+    for wire_value, reason in entries:
+        name = variant_name(wire_value)
+        if name in seen:
+            raise ValueError(f"{shape_name}: {wire_value!r} and {seen[name]!r} both map to variant {name}")
+        seen[name] = wire_value
+        if reason is None:
+            lines.append(f'        {name} => "{wire_value}",')
+        else:
+            lines.append(f"        /// {reason}")
+            lines.append(f'        @extension {name} => "{wire_value}",')
+    lines.append("    }")
+    return lines
+
+
 def render_block(model, botocore_version):
+    check_extensions(model)
     lines = [
         f"{BEGIN_MARKER} by scripts/gen_lightsail_enums.py from botocore {botocore_version}; do not edit.",
         "wire_enums! {",
     ]
     for index, shape_name in enumerate(ENUM_DOCS):
-        shape = model["shapes"][shape_name]
         if index > 0:
             lines.append("")
-        lines.append(f"    /// {ENUM_DOCS[shape_name]}")
-        lines.append("    ///")
-        lines.append(f"    /// Mirrors botocore's `{shape_name}` shape, which lists {len(shape['enum'])} values.")
-        lines.append(f"    {shape_name} {{")
-        seen = {}
-        for wire_value in shape["enum"]:
-            name = variant_name(wire_value)
-            if name in seen:
-                raise ValueError(f"{shape_name}: {wire_value!r} and {seen[name]!r} both map to variant {name}")
-            seen[name] = wire_value
-            lines.append(f'        {name} => "{wire_value}",')
-        lines.append("    }")
+        lines.extend(render_enum(shape_name, model["shapes"][shape_name]["enum"]))
     lines.append("}")
     lines.append(END_MARKER)
     return "\n".join(lines)
@@ -100,12 +144,15 @@ def main():
     parser.add_argument(
         "--check",
         action="store_true",
-        help="exit 1 if the enums in the file differ from botocore's, without writing",
+        help="exit 1 if the enums in the file differ from botocore's model plus ENUM_EXTENSIONS, without writing",
     )
     args = parser.parse_args()
 
     model, botocore_version = load_model()
-    new_block = render_block(model, botocore_version)
+    try:
+        new_block = render_block(model, botocore_version)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
 
     # The markers count only at the start of a line, so the module docs may name them.
     text = ENUMS_RS.read_text()

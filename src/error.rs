@@ -143,8 +143,12 @@ impl Error {
         let mut text = self.message.clone();
         let mut cause = std::error::Error::source(self);
         while let Some(inner) = cause {
-            text.push_str(": ");
-            text.push_str(&inner.to_string());
+            // Messages often quote their direct cause already; say it once.
+            let cause_text = inner.to_string();
+            if !text.contains(&cause_text) {
+                text.push_str(": ");
+                text.push_str(&cause_text);
+            }
             cause = inner.source();
         }
         text

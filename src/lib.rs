@@ -44,6 +44,7 @@ mod storage;
 mod store;
 
 pub use engine::create::{ProgressFn, PAGE_ENTRIES};
+pub use engine::incremental::SnapshotBlock;
 pub use engine::query::{Page, StoreStats, OPERATIONS_PER_PAGE, SNAPSHOTS_PER_PAGE};
 pub use engine::verify::VerifyReport;
 pub use error::{BoxedCause, Error, ErrorKind, Result};

@@ -15,10 +15,20 @@ use blocksnap::model::{
     RegionName, ResourceLocation, ResourceType, Tag, TagResourceResult, Timestamp,
     UntagResourceResult,
 };
-use lightsail::{assert_serializes_to_shape, run_validator};
+use lightsail::{
+    assert_serializes_to_shape, assert_serializes_to_shape_allowing, run_validator,
+    run_validator_allowing,
+};
 use serde_json::{json, Value};
 
 const ACCOUNT: &str = "123456789012";
+
+/// `--allow-enum-value` pairs for the `OperationType` values that Lightsail
+/// returns but botocore's model does not list.
+const OPERATION_TYPE_EXTENSIONS: [(&str, &str); 2] = [
+    ("OperationType", "TagResource"),
+    ("OperationType", "UntagResource"),
+];
 
 fn location(region: RegionName) -> ResourceLocation {
     ResourceLocation {
@@ -199,18 +209,145 @@ fn create_disk_from_snapshot_result_is_valid() {
 }
 
 #[test]
-fn tag_and_untag_results_are_valid() {
-    // OperationType has no TagResource or UntagResource value, so these
-    // operations borrow the type of the action that created the snapshot.
+fn tag_and_untag_results_valid_when_allowed() {
     let tag = TagResourceResult {
-        operations: operations(OperationType::CreateDiskSnapshot),
+        operations: operations(OperationType::TagResource),
     };
-    assert_serializes_to_shape("TagResourceResult", &tag);
+    let json = assert_serializes_to_shape_allowing(
+        "TagResourceResult",
+        &tag,
+        &[("OperationType", "TagResource")],
+    );
+    assert!(
+        json.contains("\"operationType\": \"TagResource\""),
+        "{json}"
+    );
 
     let untag = UntagResourceResult {
-        operations: operations(OperationType::CreateDiskSnapshot),
+        operations: operations(OperationType::UntagResource),
     };
-    assert_serializes_to_shape("UntagResourceResult", &untag);
+    let json = assert_serializes_to_shape_allowing(
+        "UntagResourceResult",
+        &untag,
+        &[("OperationType", "UntagResource")],
+    );
+    assert!(
+        json.contains("\"operationType\": \"UntagResource\""),
+        "{json}"
+    );
+}
+
+#[test]
+fn tag_and_untag_results_rejected_without_allowance() {
+    let tag = TagResourceResult {
+        operations: vec![succeeded_operation(OperationType::TagResource)],
+    };
+    let stderr = assert_edit_rejected("TagResourceResult", &tag, |_| {});
+    assert!(
+        stderr.starts_with("TagResourceResult: 1 violation\n"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "$.operations[0].operationType: \"TagResource\" is not a valid OperationType"
+        ),
+        "{stderr}"
+    );
+
+    let untag = UntagResourceResult {
+        operations: vec![succeeded_operation(OperationType::UntagResource)],
+    };
+    let stderr = assert_edit_rejected("UntagResourceResult", &untag, |_| {});
+    assert!(
+        stderr.contains(
+            "$.operations[0].operationType: \"UntagResource\" is not a valid OperationType"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn enum_allowance_admits_only_its_value() {
+    let untag = UntagResourceResult {
+        operations: vec![succeeded_operation(OperationType::UntagResource)],
+    };
+    let json = serde_json::to_string(&untag).unwrap();
+
+    // Allowing TagResource does not allow UntagResource.
+    let other_value = run_validator_allowing(
+        "UntagResourceResult",
+        &json,
+        &[("OperationType", "TagResource")],
+    );
+    assert_eq!(other_value.exit_code, Some(1), "{}", other_value.stderr);
+    assert!(
+        other_value
+            .stderr
+            .contains("\"UntagResource\" is not a valid OperationType"),
+        "{}",
+        other_value.stderr
+    );
+
+    // Allowing UntagResource for ResourceType does not allow it for OperationType.
+    let other_shape = run_validator_allowing(
+        "UntagResourceResult",
+        &json,
+        &[("ResourceType", "UntagResource")],
+    );
+    assert_eq!(other_shape.exit_code, Some(1), "{}", other_shape.stderr);
+    assert!(
+        other_shape
+            .stderr
+            .contains("\"UntagResource\" is not a valid OperationType"),
+        "{}",
+        other_shape.stderr
+    );
+}
+
+#[test]
+fn enum_allowance_still_rejects_invalid_value() {
+    let untag = UntagResourceResult {
+        operations: vec![succeeded_operation(OperationType::UntagResource)],
+    };
+    let mut json = serde_json::to_value(&untag).unwrap();
+    json["operations"][0]["status"] = json!("UntagResource");
+
+    let validation = run_validator_allowing(
+        "UntagResourceResult",
+        &json.to_string(),
+        &[("OperationType", "UntagResource")],
+    );
+    assert_eq!(validation.exit_code, Some(1), "{}", validation.stderr);
+    assert!(
+        validation
+            .stderr
+            .starts_with("UntagResourceResult: 1 violation\n"),
+        "{}",
+        validation.stderr
+    );
+    assert!(
+        validation
+            .stderr
+            .contains("$.operations[0].status: \"UntagResource\" is not a valid OperationStatus"),
+        "{}",
+        validation.stderr
+    );
+}
+
+#[test]
+#[should_panic(expected = "Operation is not an enum shape")]
+fn enum_allowance_panics_on_non_enum_shape() {
+    run_validator_allowing("TagResourceResult", "{}", &[("Operation", "TagResource")]);
+}
+
+#[test]
+#[should_panic(expected = "the model already lists \"CreateDisk\" in OperationType")]
+fn enum_allowance_panics_on_listed_value() {
+    run_validator_allowing(
+        "TagResourceResult",
+        "{}",
+        &[("OperationType", "CreateDisk")],
+    );
 }
 
 #[test]
@@ -313,9 +450,26 @@ fn get_operations_for_resource_result_is_valid() {
 
 #[test]
 fn every_enum_value_is_valid() {
-    // One operation per OperationType, cycling through the other enums so that
-    // every value of each appears at least once.
-    let all_operations: Vec<Operation> = OperationType::ALL
+    // The extensions are not in botocore's model, so they are checked below
+    // with an explicit allowance instead.
+    let model_operation_types: Vec<OperationType> = OperationType::ALL
+        .iter()
+        .copied()
+        .filter(|value| value.is_in_service_model())
+        .collect();
+    let extensions: Vec<OperationType> = OperationType::ALL
+        .iter()
+        .copied()
+        .filter(|value| !value.is_in_service_model())
+        .collect();
+    assert_eq!(
+        extensions,
+        [OperationType::TagResource, OperationType::UntagResource]
+    );
+
+    // One operation per OperationType of the model, cycling through the other
+    // enums so that every value of each appears at least once.
+    let all_operations: Vec<Operation> = model_operation_types
         .iter()
         .enumerate()
         .map(|(index, &operation_type)| Operation {
@@ -332,6 +486,16 @@ fn every_enum_value_is_valid() {
         next_page_token: None,
     };
     assert_serializes_to_shape("GetOperationsResult", &page);
+
+    let extension_page = GetOperationsResult {
+        operations: extensions.into_iter().map(succeeded_operation).collect(),
+        next_page_token: None,
+    };
+    assert_serializes_to_shape_allowing(
+        "GetOperationsResult",
+        &extension_page,
+        &OPERATION_TYPE_EXTENSIONS,
+    );
 
     let all_states: Vec<DiskSnapshot> = DiskSnapshotState::ALL
         .iter()

@@ -124,22 +124,9 @@ impl Store {
                 read_chunks(source, CHUNK_BYTES.max(block_size), &chunks, &recycled);
             });
 
-            let mut run = CreateRun {
-                store: self,
-                guard: &guard,
-                snapshot_id,
-                snapshot_name,
-                disk_name,
-                parent: self.latest_snapshot_of(disk_name)?,
-                page_index: 0,
-                entries: Vec::with_capacity(PAGE_ENTRIES),
-                parent_page: None,
-                new_blocks: HashMap::new(),
-                appended: BTreeMap::new(),
-                length: 0,
-                operations: Vec::new(),
-                started: false,
-            };
+            let parent = self.latest_snapshot_of(disk_name)?;
+            let mut run =
+                CreateRun::new(self, &guard, snapshot_id, snapshot_name, disk_name, parent);
             let result = run.ingest(&receiver, &recycle, progress, &tag_pairs);
             // Dropping the receiver stops the reader thread if the run ended early.
             drop(receiver);
@@ -155,7 +142,7 @@ impl Store {
 
     /// The live snapshot of `disk_name` created last, whose pages a new snapshot
     /// compares against to skip index lookups for unchanged blocks.
-    fn latest_snapshot_of(&self, disk_name: &str) -> Result<Option<SnapshotRecord>> {
+    pub(super) fn latest_snapshot_of(&self, disk_name: &str) -> Result<Option<SnapshotRecord>> {
         let mut latest: Option<SnapshotRecord> = None;
         for entry in self
             .meta
@@ -210,30 +197,56 @@ fn read_chunks<R: Read>(
 }
 
 /// The state of one create while it streams the source.
-struct CreateRun<'a> {
-    store: &'a Store,
-    guard: &'a WriterGuard<'a>,
-    snapshot_id: u64,
-    snapshot_name: &'a str,
-    disk_name: &'a str,
-    parent: Option<SnapshotRecord>,
+pub(super) struct CreateRun<'a> {
+    pub(super) store: &'a Store,
+    pub(super) guard: &'a WriterGuard<'a>,
+    pub(super) snapshot_id: u64,
+    pub(super) snapshot_name: &'a str,
+    pub(super) disk_name: &'a str,
+    pub(super) parent: Option<SnapshotRecord>,
     /// Index of the page being filled.
-    page_index: u64,
+    pub(super) page_index: u64,
     /// Block hashes of the page being filled.
-    entries: Vec<BlockHash>,
+    pub(super) entries: Vec<BlockHash>,
     /// The parent's entries for the same page, when it has that page.
-    parent_page: Option<Vec<BlockHash>>,
+    pub(super) parent_page: Option<Vec<BlockHash>>,
     /// Blocks appended for the page being filled and not yet committed.
-    new_blocks: HashMap<BlockHash, Extent>,
+    pub(super) new_blocks: HashMap<BlockHash, Extent>,
     /// Per pack: end offset of the uncommitted appends and how many blocks they are.
-    appended: BTreeMap<u32, (u64, u64)>,
-    length: u64,
-    operations: Vec<PendingOperation>,
+    pub(super) appended: BTreeMap<u32, (u64, u64)>,
+    pub(super) length: u64,
+    pub(super) operations: Vec<PendingOperation>,
     /// True once the pending-create marker is committed.
-    started: bool,
+    pub(super) started: bool,
 }
 
-impl CreateRun<'_> {
+impl<'a> CreateRun<'a> {
+    pub(super) fn new(
+        store: &'a Store,
+        guard: &'a WriterGuard<'a>,
+        snapshot_id: u64,
+        snapshot_name: &'a str,
+        disk_name: &'a str,
+        parent: Option<SnapshotRecord>,
+    ) -> Self {
+        CreateRun {
+            store,
+            guard,
+            snapshot_id,
+            snapshot_name,
+            disk_name,
+            parent,
+            page_index: 0,
+            entries: Vec::with_capacity(PAGE_ENTRIES),
+            parent_page: None,
+            new_blocks: HashMap::new(),
+            appended: BTreeMap::new(),
+            length: 0,
+            operations: Vec::new(),
+            started: false,
+        }
+    }
+
     fn ingest(
         &mut self,
         receiver: &mpsc::Receiver<io::Result<Vec<u8>>>,
@@ -288,7 +301,7 @@ impl CreateRun<'_> {
 
     /// Records the create as started: its operations and the marker that lets
     /// recovery collect whatever it commits if the process dies.
-    fn start(&mut self) -> Result<()> {
+    pub(super) fn start(&mut self) -> Result<()> {
         let store = self.store;
         let snapshot_operation = store.new_operation(
             self.snapshot_name,
@@ -334,7 +347,23 @@ impl CreateRun<'_> {
         if self.entries.is_empty() {
             self.load_parent_page()?;
         }
-        let position = self.entries.len();
+        self.store_block(self.entries.len(), block, hash)?;
+        self.entries.push(hash);
+        if self.entries.len() == PAGE_ENTRIES {
+            self.commit_page()?;
+        }
+        Ok(())
+    }
+
+    /// Makes sure the block at `position` of the current page is stored: a zero
+    /// block, a block equal to the parent's at the same position, or one already
+    /// in the index costs nothing; any other block is appended to the pack.
+    pub(super) fn store_block(
+        &mut self,
+        position: usize,
+        block: &[u8],
+        hash: BlockHash,
+    ) -> Result<()> {
         let known = hash.is_zero()
             || self
                 .parent_page
@@ -343,24 +372,49 @@ impl CreateRun<'_> {
                 .is_some_and(|parent| *parent == hash)
             || self.new_blocks.contains_key(&hash)
             || self.store.meta.contains("block", &keys::block(&hash))?;
-        if !known {
-            let extent = if block.len() == self.store.config.block_size as usize {
-                self.store.packs.put(block)?
-            } else {
-                let mut padded = block.to_vec();
-                padded.resize(self.store.config.block_size as usize, 0);
-                self.store.packs.put(&padded)?
-            };
-            let end = extent.offset + u64::from(self.store.config.block_size);
-            let appended = self.appended.entry(extent.pack).or_insert((end, 0));
-            appended.0 = appended.0.max(end);
-            appended.1 += 1;
-            self.new_blocks.insert(hash, extent);
+        if known {
+            return Ok(());
         }
-        self.entries.push(hash);
-        if self.entries.len() == PAGE_ENTRIES {
-            self.commit_page()?;
-        }
+        let block_size = self.store.config.block_size as usize;
+        let extent = if block.len() == block_size {
+            self.store.packs.put(block)?
+        } else {
+            let mut padded = block.to_vec();
+            padded.resize(block_size, 0);
+            self.store.packs.put(&padded)?
+        };
+        let end = extent.offset + u64::from(self.store.config.block_size);
+        let appended = self.appended.entry(extent.pack).or_insert((end, 0));
+        appended.0 = appended.0.max(end);
+        appended.1 += 1;
+        self.new_blocks.insert(hash, extent);
+        Ok(())
+    }
+
+    /// References an already stored page again at the current page index: one
+    /// count and one root entry, whatever the page holds.
+    pub(super) fn reuse_page(&mut self, page: PageHash) -> Result<()> {
+        let store = self.store;
+        let count = store
+            .meta
+            .get::<PageCount>("page count", &keys::page_count(&page))?
+            .ok_or_else(|| {
+                Error::corruption(format!(
+                    "page {page} of the parent snapshot is not stored. Run `blocksnap verify`"
+                ))
+            })?;
+        let refcount = count
+            .refcount
+            .checked_add(1)
+            .ok_or_else(|| count_overflow(&page.to_hex()))?;
+        let mut batch = Batch::default();
+        batch.put(keys::page_count(&page), &PageCount { refcount })?;
+        batch.put_raw(
+            keys::root(self.snapshot_id, self.page_index),
+            page.as_bytes(),
+        );
+        store.meta.commit(batch)?;
+        self.page_index += 1;
         Ok(())
     }
 
@@ -389,7 +443,7 @@ impl CreateRun<'_> {
 
     /// Commits the filled page: its body and counts if it is new, one count if
     /// an equal page is already stored, nothing if it is all zeros.
-    fn commit_page(&mut self) -> Result<()> {
+    pub(super) fn commit_page(&mut self) -> Result<()> {
         let entries = std::mem::take(&mut self.entries);
         let page_index = self.page_index;
         self.page_index += 1;
@@ -481,7 +535,7 @@ impl CreateRun<'_> {
 
     /// Makes the pack bytes durable, then commits the snapshot record and the
     /// operations' success, then flushes.
-    fn commit_snapshot(&mut self, tags: &[(String, String)]) -> Result<Vec<Operation>> {
+    pub(super) fn commit_snapshot(&mut self, tags: &[(String, String)]) -> Result<Vec<Operation>> {
         let store = self.store;
         let block_size = u64::from(store.config.block_size);
         let blocks = self.length.div_ceil(block_size);
@@ -525,7 +579,7 @@ impl CreateRun<'_> {
     /// Undoes a failed create: cuts uncommitted appends, queues what was
     /// committed for collection, fails the operations, and collects. If this
     /// fails too, the pending-create marker stays and the next open finishes it.
-    fn abort(&mut self, error: &Error) {
+    pub(super) fn abort(&mut self, error: &Error) {
         let store = self.store;
         for pack in self.appended.keys() {
             let committed = store.meta.get::<PackRecord>("pack", &keys::pack(*pack));
@@ -574,7 +628,7 @@ impl CreateRun<'_> {
 
 /// Hashes one block, returning the zero marker for a block of zeros. A last
 /// partial block is hashed as if zero-padded to the full block size.
-fn hash_block(block: &[u8], block_size: usize) -> BlockHash {
+pub(super) fn hash_block(block: &[u8], block_size: usize) -> BlockHash {
     if block.iter().all(|byte| *byte == 0) {
         return BlockHash::ZERO;
     }

@@ -51,13 +51,34 @@ impl Store {
     }
 
     /// Checks the caller's policy for `action` on `resource_arn` with the
-    /// resource's current `tags` and, for calls that send tags, `request_tags`.
+    /// resource's current `tags` and, for calls that send tags, `request_tags`
+    /// (whose keys are also the request's `aws:TagKeys`).
     pub(crate) fn check_access(
         &self,
         action: &str,
         resource_arn: &str,
         tags: &[(String, String)],
         request_tags: Option<&BTreeMap<String, String>>,
+    ) -> Result<()> {
+        let tag_keys: Option<Vec<String>> = request_tags.map(|tags| tags.keys().cloned().collect());
+        self.check_access_with_keys(
+            action,
+            resource_arn,
+            tags,
+            request_tags,
+            tag_keys.as_deref(),
+        )
+    }
+
+    /// [`Store::check_access`] with an explicit `aws:TagKeys` set, for calls such
+    /// as `UntagResource` that name tag keys without values.
+    pub(crate) fn check_access_with_keys(
+        &self,
+        action: &str,
+        resource_arn: &str,
+        tags: &[(String, String)],
+        request_tags: Option<&BTreeMap<String, String>>,
+        tag_keys: Option<&[String]>,
     ) -> Result<()> {
         let policy = self
             .policy
@@ -68,13 +89,12 @@ impl Store {
             return Ok(());
         };
         let resource_tags: BTreeMap<String, String> = tags.iter().cloned().collect();
-        let tag_keys: Option<Vec<String>> = request_tags.map(|tags| tags.keys().cloned().collect());
         let request = AccessRequest {
             action,
             resource_arn,
             resource_tags: &resource_tags,
             request_tags,
-            tag_keys: tag_keys.as_deref(),
+            tag_keys,
         };
         match policy.evaluate(&request) {
             Decision::Allow { .. } => Ok(()),

@@ -120,6 +120,7 @@ impl Store {
         if operation_id.is_empty() || operation_id.len() > 128 {
             return Err(missing());
         }
+        self.check_access("lightsail:GetOperation", "*", &[], None)?;
         let seq = operation_seq(&self.meta, operation_id)?.ok_or_else(missing)?;
         let record = self.load_operation(seq)?.ok_or_else(missing)?;
         self.operation_shape(&record.record)
@@ -127,6 +128,7 @@ impl Store {
 
     /// Lists every operation from oldest to newest, [`OPERATIONS_PER_PAGE`] at a time.
     pub fn get_operations(&self, page_token: Option<&str>) -> Result<Page<Operation>> {
+        self.check_access("lightsail:GetOperations", "*", &[], None)?;
         let first = parse_seq_token(page_token)?;
         let start = keys::operation(first);
         let end = vec![keys::OPERATION + 1];
@@ -156,6 +158,7 @@ impl Store {
         page_token: Option<&str>,
     ) -> Result<Page<Operation>> {
         validate_resource_name("resource name", resource_name)?;
+        self.check_access("lightsail:GetOperationsForResource", "*", &[], None)?;
         let first = parse_seq_token(page_token)?;
         let start = keys::resource_entry(resource_name, first);
         let mut end = keys::resource_prefix(resource_name);

@@ -36,6 +36,8 @@ trait Target {
     fn write_block(&mut self, bytes: &[u8]) -> std::io::Result<()>;
     /// Writes `len` zero bytes (a file target seeks over them instead).
     fn write_zeros(&mut self, len: u64) -> std::io::Result<()>;
+    /// Completes a target of `length` bytes and makes it durable where it can.
+    fn finish(&mut self, length: u64) -> std::io::Result<()>;
 }
 
 struct WriterTarget<'w, W: Write>(&'w mut W);
@@ -53,6 +55,10 @@ impl<W: Write> Target for WriterTarget<'_, W> {
         }
         Ok(())
     }
+
+    fn finish(&mut self, _length: u64) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// A file written sparsely: runs of zero blocks become holes.
@@ -68,6 +74,12 @@ impl Target for SparseFileTarget {
     fn write_zeros(&mut self, len: u64) -> std::io::Result<()> {
         let offset = i64::try_from(len).map_err(std::io::Error::other)?;
         self.file.seek(SeekFrom::Current(offset)).map(|_| ())
+    }
+
+    /// Sets the exact length, which a trailing hole would otherwise leave short.
+    fn finish(&mut self, length: u64) -> std::io::Result<()> {
+        self.file.set_len(length)?;
+        self.file.sync_all()
     }
 }
 
@@ -111,6 +123,8 @@ impl Store {
         path: &Path,
         progress: Option<ProgressFn<'_>>,
     ) -> Result<Vec<Operation>> {
+        // Check the request before the target is created or truncated.
+        let snapshot = self.prepare_restore(snapshot_name, disk_name)?;
         let file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -123,23 +137,14 @@ impl Store {
                 )
             })?;
         let mut target = SparseFileTarget { file };
-        let operations = self.restore(snapshot_name, disk_name, &mut target, progress)?;
-        let length = self
-            .get_snapshot_record(snapshot_name)?
-            .map(|record| record.length);
-        if let Some(length) = length {
-            target
-                .file
-                .set_len(length)
-                .and_then(|()| target.file.sync_all())
-                .map_err(|error| {
-                    io_failure(
-                        format_args!("finishing restore target {}", path.display()),
-                        error,
-                    )
-                })?;
+        let result = self.run_restore(&snapshot, disk_name, &mut target, progress);
+        if result.is_err() {
+            // A partial image must not pass for a restored disk.
+            if let Err(error) = std::fs::remove_file(path) {
+                tracing::warn!(path = %path.display(), %error, "could not remove the partial restore target");
+            }
         }
-        Ok(operations)
+        result
     }
 
     fn restore(
@@ -149,6 +154,12 @@ impl Store {
         target: &mut dyn Target,
         progress: Option<ProgressFn<'_>>,
     ) -> Result<Vec<Operation>> {
+        let snapshot = self.prepare_restore(snapshot_name, disk_name)?;
+        self.run_restore(&snapshot, disk_name, target, progress)
+    }
+
+    /// Validates a restore request and loads its snapshot.
+    fn prepare_restore(&self, snapshot_name: &str, disk_name: &str) -> Result<SnapshotRecord> {
         validate_resource_name("disk snapshot name", snapshot_name)?;
         validate_resource_name("disk name", disk_name)?;
         let snapshot = self
@@ -160,14 +171,30 @@ impl Store {
             &snapshot.tags,
             None,
         )?;
+        Ok(snapshot)
+    }
 
+    /// Streams `snapshot` into `target` and records the operation.
+    fn run_restore(
+        &self,
+        snapshot: &SnapshotRecord,
+        disk_name: &str,
+        target: &mut dyn Target,
+        progress: Option<ProgressFn<'_>>,
+    ) -> Result<Vec<Operation>> {
         let mut operation = self.new_operation(
             disk_name,
             ResourceType::Disk,
             OperationType::CreateDiskFromSnapshot,
-            snapshot_name,
+            &snapshot.name,
         )?;
-        let result = self.stream_snapshot(&snapshot, target, progress);
+        let result = self
+            .stream_snapshot(snapshot, target, progress)
+            .and_then(|()| {
+                target
+                    .finish(snapshot.length)
+                    .map_err(|error| write_failure(snapshot, error))
+            });
         match &result {
             Ok(()) => operation.set_status(OperationStatus::Succeeded),
             Err(error) => operation.fail(error),

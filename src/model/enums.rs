@@ -4,6 +4,14 @@
 //! `BEGIN GENERATED` and `END GENERATED` lines is written by
 //! `scripts/gen_lightsail_enums.py`. Rerun it when botocore adds values, and
 //! run it with `--check` to find out whether this file is out of date.
+//!
+//! [`OperationType`] also has two values that botocore's model (1.43.11) does
+//! not list: `TagResource` and `UntagResource`. Lightsail returns them as the
+//! `operationType` of the operation records of its `TagResource` and
+//! `UntagResource` calls, so blocksnap's records of those calls carry the same
+//! values. They come from the script's `ENUM_EXTENSIONS` table, so
+//! regenerating keeps them, and [`OperationType::is_in_service_model`]
+//! returns `false` for them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -27,12 +35,22 @@ fn expected_values(type_name: &str) -> String {
 }
 
 /// Defines each listed enum with its serde wire names, `ALL`, `as_str`,
-/// `Display` and `FromStr`, plus `wire_values_of` over all of them.
+/// `is_in_service_model`, `Display` and `FromStr`, plus `wire_values_of` over
+/// all of them.
+///
+/// Each enum lists the values of botocore's model first. After them come the
+/// extensions, values that Lightsail returns but the model does not list. Each
+/// extension is prefixed with `@extension` and may carry doc comments, which
+/// state why it exists.
 macro_rules! wire_enums {
     ($(
         $(#[$meta:meta])*
         $name:ident {
             $($variant:ident => $wire:literal,)+
+            $(
+                $(#[$extension_meta:meta])*
+                @extension $extension:ident => $extension_wire:literal,
+            )*
         }
     )+) => {
         $(
@@ -44,16 +62,35 @@ macro_rules! wire_enums {
                     #[serde(rename = $wire)]
                     $variant,
                 )+
+                $(
+                    #[doc = concat!("`", $extension_wire, "`")]
+                    #[doc = ""]
+                    $(#[$extension_meta])*
+                    #[serde(rename = $extension_wire)]
+                    $extension,
+                )*
             }
 
             impl $name {
-                /// Every value, in the order that botocore lists them.
-                pub const ALL: &'static [Self] = &[$(Self::$variant,)+];
+                /// Every value: first those of botocore's model, in its order,
+                /// then the extensions that the model does not list.
+                pub const ALL: &'static [Self] = &[$(Self::$variant,)+ $(Self::$extension,)*];
 
                 /// Returns the wire value, as Lightsail spells it in JSON.
                 pub const fn as_str(self) -> &'static str {
                     match self {
                         $(Self::$variant => $wire,)+
+                        $(Self::$extension => $extension_wire,)*
+                    }
+                }
+
+                /// Returns whether botocore's model lists this value. Returns
+                /// `false` for the extensions, which only Lightsail's responses
+                /// contain.
+                pub const fn is_in_service_model(self) -> bool {
+                    match self {
+                        $(Self::$variant)|+ => true,
+                        $(Self::$extension => false,)*
                     }
                 }
             }
@@ -71,6 +108,7 @@ macro_rules! wire_enums {
                 fn from_str(s: &str) -> Result<Self, Self::Err> {
                     match s {
                         $($wire => Ok(Self::$variant),)+
+                        $($extension_wire => Ok(Self::$extension),)*
                         _ => Err(UnknownEnumValue {
                             type_name: stringify!($name),
                             value: s.to_owned(),
@@ -147,6 +185,7 @@ wire_enums! {
     /// Lightsail action that an operation record tracks.
     ///
     /// Mirrors botocore's `OperationType` shape, which lists 83 values.
+    /// Adds 2 values that Lightsail returns but the model does not list.
     OperationType {
         DeleteKnownHostKeys => "DeleteKnownHostKeys",
         DeleteInstance => "DeleteInstance",
@@ -231,6 +270,10 @@ wire_enums! {
         StartGuiSession => "StartGUISession",
         StopGuiSession => "StopGUISession",
         SetupInstanceHttps => "SetupInstanceHttps",
+        /// Returned by Lightsail for `TagResource`; not listed in the service model.
+        @extension TagResource => "TagResource",
+        /// Returned by Lightsail for `UntagResource`; not listed in the service model.
+        @extension UntagResource => "UntagResource",
     }
 
     /// Progress of an operation.
@@ -315,12 +358,66 @@ mod tests {
     #[test]
     fn operation_type_round_trips() {
         check_round_trips(OperationType::ALL);
-        assert_eq!(OperationType::ALL.len(), 83);
+        // 83 values from botocore's model plus the 2 extensions.
+        assert_eq!(OperationType::ALL.len(), 85);
         assert_eq!(
             OperationType::CreateDiskSnapshot.as_str(),
             "CreateDiskSnapshot"
         );
         assert_eq!(OperationType::StartGuiSession.as_str(), "StartGUISession");
+        assert_eq!(OperationType::TagResource.as_str(), "TagResource");
+        assert_eq!(OperationType::UntagResource.as_str(), "UntagResource");
+    }
+
+    #[test]
+    fn operation_type_extensions_follow_model() {
+        let model_count = OperationType::ALL
+            .iter()
+            .filter(|value| value.is_in_service_model())
+            .count();
+        assert_eq!(model_count, 83);
+
+        let extensions: Vec<OperationType> = OperationType::ALL
+            .iter()
+            .copied()
+            .filter(|value| !value.is_in_service_model())
+            .collect();
+        assert_eq!(
+            extensions,
+            [OperationType::TagResource, OperationType::UntagResource]
+        );
+
+        // `ALL` lists the extensions after every value of the model.
+        assert_eq!(OperationType::ALL.get(model_count..), Some(&extensions[..]));
+    }
+
+    #[test]
+    fn operation_type_extensions_parse() {
+        assert_eq!(
+            "TagResource".parse::<OperationType>(),
+            Ok(OperationType::TagResource)
+        );
+        assert_eq!(
+            serde_json::from_str::<OperationType>("\"UntagResource\"").ok(),
+            Some(OperationType::UntagResource)
+        );
+        assert!("tagResource".parse::<OperationType>().is_err());
+    }
+
+    #[test]
+    fn enums_without_extensions_are_in_model() {
+        assert!(RegionName::ALL
+            .iter()
+            .all(|value| value.is_in_service_model()));
+        assert!(ResourceType::ALL
+            .iter()
+            .all(|value| value.is_in_service_model()));
+        assert!(OperationStatus::ALL
+            .iter()
+            .all(|value| value.is_in_service_model()));
+        assert!(DiskSnapshotState::ALL
+            .iter()
+            .all(|value| value.is_in_service_model()));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use super::fault::{Faults, PersistStep};
@@ -45,6 +46,10 @@ pub(crate) struct PackStore {
     faults: Faults,
     files: RwLock<HashMap<u32, Arc<File>>>,
     writer: Mutex<Writer>,
+    /// Set when a failed append, truncation or unlink may have left bytes past a
+    /// pack's committed length or a file without a record; [`PackStore::recover`]
+    /// clears it.
+    needs_reconcile: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -80,6 +85,7 @@ impl PackStore {
             faults,
             files: RwLock::new(HashMap::new()),
             writer: Mutex::new(Writer::default()),
+            needs_reconcile: AtomicBool::new(false),
         })
     }
 
@@ -114,15 +120,56 @@ impl PackStore {
         Ok(packs)
     }
 
+    /// True when a failed step may have left bytes or files that no record
+    /// names, so that [`PackStore::recover`] should run before the next create.
+    pub(crate) fn needs_reconcile(&self) -> bool {
+        self.needs_reconcile.load(Ordering::SeqCst)
+    }
+
+    fn mark_needs_reconcile(&self) {
+        self.needs_reconcile.store(true, Ordering::SeqCst);
+    }
+
     /// Reconciles pack files with the committed pack records: truncates bytes past
     /// each pack's committed length, removes files no record names, and picks the
     /// pack that receives the next appends.
+    ///
+    /// The caller holds the store's writer lock and no create is under way, so
+    /// every byte past a committed length and every file without a record
+    /// belongs to a create that failed or never committed. Runs at open, and
+    /// again before the next write after a failed cleanup.
     pub(crate) fn recover(&self, records: &BTreeMap<u32, u64>) -> Result<PackRecovery> {
+        let mut writer = self.writer();
+        // Cleared first: a step below that fails sets it again.
+        self.needs_reconcile.store(false, Ordering::SeqCst);
+        let result = self.reconcile(&mut writer, records);
+        if result.is_err() {
+            self.mark_needs_reconcile();
+        }
+        result
+    }
+
+    fn reconcile(&self, writer: &mut Writer, records: &BTreeMap<u32, u64>) -> Result<PackRecovery> {
         let mut report = PackRecovery::default();
         let files = self.pack_files()?;
+        // Pack ids are never reused within a process, so a queued free of a
+        // removed pack can never punch a newer pack of the same id.
+        writer.last_id = files
+            .keys()
+            .chain(records.keys())
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(writer.last_id);
+        writer.active = None;
 
         for (id, path) in &files {
             let Some(&committed_len) = records.get(id) else {
+                self.files
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(id);
+                writer.dirty.remove(id);
                 self.faults
                     .check(PersistStep::PackUnlink)
                     .and_then(|()| fs::remove_file(path))
@@ -157,13 +204,6 @@ impl PackStore {
             }
         }
 
-        let mut writer = self.writer();
-        writer.last_id = files
-            .keys()
-            .chain(records.keys())
-            .copied()
-            .max()
-            .unwrap_or(0);
         writer.active = records
             .iter()
             .next_back()
@@ -221,17 +261,24 @@ impl PackStore {
     /// appends were committed.
     pub(crate) fn discard_uncommitted(&self, pack: u32, committed_len: u64) -> Result<()> {
         let mut writer = self.writer();
-        let file = self.file(pack)?;
-        self.faults
-            .check(PersistStep::PackTruncate)
-            .and_then(|()| file.set_len(committed_len))
-            .map_err(|error| io_failure(format_args!("truncating pack {pack}"), error))?;
+        // The next append goes to the committed end even if the truncation
+        // fails: it overwrites the discarded bytes instead of leaving them
+        // below a later committed length, where nothing would reclaim them.
         if let Some((active, len)) = writer.active.as_mut() {
             if *active == pack {
                 *len = committed_len;
             }
         }
-        Ok(())
+        let truncated = self.file(pack).and_then(|file| {
+            self.faults
+                .check(PersistStep::PackTruncate)
+                .and_then(|()| file.set_len(committed_len))
+                .map_err(|error| io_failure(format_args!("truncating pack {pack}"), error))
+        });
+        if truncated.is_err() {
+            self.mark_needs_reconcile();
+        }
+        truncated
     }
 
     /// Unlinks a pack that no live block uses.
@@ -253,11 +300,32 @@ impl PackStore {
         {
             Ok(()) => Ok(()),
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(error) => Err(io_failure(
-                format_args!("removing {}", path.display()),
-                error,
-            )),
+            Err(error) => {
+                self.mark_needs_reconcile();
+                Err(io_failure(
+                    format_args!("removing {}", path.display()),
+                    error,
+                ))
+            }
         }
+    }
+
+    /// Makes the hole punches in `packs` durable, so that a freed range whose
+    /// queue item is then removed cannot come back after a power loss. A pack
+    /// already unlinked is skipped.
+    pub(crate) fn sync_punched(&self, packs: &BTreeSet<u32>) -> Result<()> {
+        for pack in packs {
+            let file = match self.file(*pack) {
+                Ok(file) => file,
+                Err(_) if !self.path_of(*pack).exists() => continue,
+                Err(error) => return Err(error),
+            };
+            self.faults
+                .check(PersistStep::PackSync)
+                .and_then(|()| file.sync_all())
+                .map_err(|error| io_failure(format_args!("syncing pack {pack}"), error))?;
+        }
+        Ok(())
     }
 }
 
@@ -269,11 +337,22 @@ impl BlockStore for PackStore {
             Some((id, len)) if len < MAX_PACK_BYTES => (id, len),
             _ => self.create_pack(&mut writer)?,
         };
+        // A failed append leaves the pack active at the same offset, so the next
+        // append overwrites whatever part of the block was written; bytes past
+        // the committed length are cut when the packs are next reconciled.
+        writer.active = Some((pack, offset));
         let file = self.file(pack)?;
-        self.faults
+        let appended = self
+            .faults
             .check(PersistStep::PackAppend)
-            .and_then(|()| file.write_all_at(bytes, offset))
-            .map_err(|error| io_failure(format_args!("appending a block to pack {pack}"), error))?;
+            .and_then(|()| file.write_all_at(bytes, offset));
+        if let Err(error) = appended {
+            self.mark_needs_reconcile();
+            return Err(io_failure(
+                format_args!("appending a block to pack {pack}"),
+                error,
+            ));
+        }
         writer.active = Some((pack, offset + self.block_size));
         writer.dirty.insert(pack);
         Ok(Extent { pack, offset })

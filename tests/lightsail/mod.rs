@@ -48,9 +48,22 @@ pub fn validator_path() -> PathBuf {
 /// Panics when python3 cannot be started, botocore is missing, the shape is
 /// unknown, or the validator fails in any other way (exit 2 or a crash).
 pub fn run_validator(shape: &str, json: &str) -> Validation {
+    run_validator_allowing(shape, json, &[])
+}
+
+/// Runs the validator like [`run_validator`], and also accepts each
+/// `(enum shape, value)` pair of `allowed` as a value of that enum shape only.
+///
+/// Each pair becomes one `--allow-enum-value SHAPE=VALUE` option. Panics also
+/// when a pair names no enum shape or a value that the enum already lists.
+pub fn run_validator_allowing(shape: &str, json: &str, allowed: &[(&str, &str)]) -> Validation {
     let script = validator_path();
-    let mut child = Command::new(PYTHON)
-        .arg(&script)
+    let mut command = Command::new(PYTHON);
+    command.arg(&script);
+    for (enum_shape, value) in allowed {
+        command.arg(format!("--allow-enum-value={enum_shape}={value}"));
+    }
+    let mut child = command
         .arg(shape)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -96,10 +109,16 @@ pub fn run_validator(shape: &str, json: &str) -> Validation {
 
 /// Asserts that `json` is a valid instance of the botocore shape `shape`.
 pub fn assert_valid_shape(shape: &str, json: &str) {
-    let validation = run_validator(shape, json);
+    assert_valid_shape_allowing(shape, json, &[]);
+}
+
+/// Asserts that `json` is a valid instance of the botocore shape `shape` when
+/// the validator also accepts the `(enum shape, value)` pairs of `allowed`.
+pub fn assert_valid_shape_allowing(shape: &str, json: &str, allowed: &[(&str, &str)]) {
+    let validation = run_validator_allowing(shape, json, allowed);
     assert!(
         validation.is_valid(),
-        "JSON is not a valid {shape}:\n{}\nJSON:\n{json}",
+        "JSON is not a valid {shape}, even with the extra enum values {allowed:?}:\n{}\nJSON:\n{json}",
         validation.stderr
     );
     assert_eq!(validation.stdout.trim(), format!("ok {shape}"));
@@ -108,8 +127,18 @@ pub fn assert_valid_shape(shape: &str, json: &str) {
 /// Serializes `value` with `serde_json`, asserts that the JSON is a valid
 /// instance of the botocore shape `shape`, and returns the JSON.
 pub fn assert_serializes_to_shape<T: serde::Serialize>(shape: &str, value: &T) -> String {
+    assert_serializes_to_shape_allowing(shape, value, &[])
+}
+
+/// Serializes `value` like [`assert_serializes_to_shape`], but the validator
+/// also accepts the `(enum shape, value)` pairs of `allowed`.
+pub fn assert_serializes_to_shape_allowing<T: serde::Serialize>(
+    shape: &str,
+    value: &T,
+    allowed: &[(&str, &str)],
+) -> String {
     let json = serde_json::to_string_pretty(value)
         .unwrap_or_else(|error| panic!("failed to serialize a {shape}: {error}"));
-    assert_valid_shape(shape, &json);
+    assert_valid_shape_allowing(shape, &json, allowed);
     json
 }

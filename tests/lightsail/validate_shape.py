@@ -2,19 +2,25 @@
 """Validate a JSON document against a shape of botocore's Lightsail model.
 
 Usage:
-    python3 tests/lightsail/validate_shape.py SHAPE_NAME [FILE]
+    python3 tests/lightsail/validate_shape.py [--allow-enum-value SHAPE=VALUE]... SHAPE_NAME [FILE]
 
 Reads FILE, or standard input when FILE is missing or `-`, and checks the
 document recursively against SHAPE_NAME (for example GetDiskSnapshotResult):
 member names, JSON types, enum values, patterns, length and value limits,
 and required members.
 
+`--allow-enum-value OperationType=TagResource` also accepts the value
+TagResource wherever the document contains an OperationType, for values that
+Lightsail returns but the model does not list. The option may be repeated, and
+each use adds one value to one enum shape.
+
 Exit status:
     0  the document is valid, and stdout is `ok SHAPE_NAME`
     1  the document is invalid or not JSON; stderr lists every violation
        with its JSON path (`$.operations[0].status`)
-    2  usage error, unknown shape, missing botocore, or a model construct
-       that this script cannot check
+    2  usage error, unknown shape, an --allow-enum-value that names no enum
+       shape or a value that the enum already lists, missing botocore, or a
+       model construct that this script cannot check
 
 Needs only the standard library and botocore.
 """
@@ -105,8 +111,10 @@ def compile_pattern(pattern):
 
 
 class Validator:
-    def __init__(self, model):
+    def __init__(self, model, extra_enum_values=None):
         self.shapes = model["shapes"]
+        # Enum shape name -> values accepted in addition to the model's.
+        self.extra_enum_values = extra_enum_values or {}
         self.patterns = {}
         self.violations = []
 
@@ -171,9 +179,10 @@ class Validator:
             self.fail(path, f"expected a string for {shape_name}, found {describe(value)}")
             return
 
-        if "enum" in shape and value not in shape["enum"]:
-            allowed = ", ".join(shape["enum"])
-            self.fail(path, f"{quote(value)} is not a valid {shape_name}; expected one of: {allowed}")
+        if "enum" in shape:
+            allowed = shape["enum"] + self.extra_enum_values.get(shape_name, [])
+            if value not in allowed:
+                self.fail(path, f"{quote(value)} is not a valid {shape_name}; expected one of: {', '.join(allowed)}")
 
         # Smithy's length trait counts Unicode code points, as len() does.
         self.check_size(len(value), "characters", shape_name, shape, path)
@@ -292,17 +301,64 @@ def parse_json(text):
     return document
 
 
+def parse_enum_allowance(text):
+    """Split an --allow-enum-value argument `SHAPE=VALUE` into (SHAPE, VALUE)."""
+    shape_name, separator, value = text.partition("=")
+    if not separator or not shape_name or not value:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: expected SHAPE=VALUE, such as OperationType=TagResource")
+    return shape_name, value
+
+
+def collect_extra_enum_values(model, allowances):
+    """Group (shape name, value) pairs by shape after checking each against the model.
+
+    Raises ValueError for a shape that is not an enum, or a value that the enum
+    already lists, so that a stale allowance fails instead of passing silently.
+    """
+    extra = {}
+    for shape_name, value in allowances:
+        shape = model["shapes"].get(shape_name)
+        if shape is None:
+            raise ValueError(f"--allow-enum-value {shape_name}={value}: the {SERVICE} model has no shape named {shape_name!r}")
+        if "enum" not in shape:
+            raise ValueError(f"--allow-enum-value {shape_name}={value}: {shape_name} is not an enum shape")
+        if value in shape["enum"]:
+            raise ValueError(
+                f"--allow-enum-value {shape_name}={value}: the model already lists {quote(value)} "
+                f"in {shape_name}, so remove this option"
+            )
+        values = extra.setdefault(shape_name, [])
+        if value not in values:
+            values.append(value)
+    return extra
+
+
 def main():
     parser = argparse.ArgumentParser(
         description="Validate JSON against a shape of botocore's Lightsail model.",
     )
     parser.add_argument("shape", metavar="SHAPE_NAME", help="botocore shape name, such as GetDiskSnapshotResult")
     parser.add_argument("file", metavar="FILE", nargs="?", default="-", help="JSON file to read; - or no FILE reads stdin")
+    parser.add_argument(
+        "--allow-enum-value",
+        metavar="SHAPE=VALUE",
+        dest="allowances",
+        type=parse_enum_allowance,
+        action="append",
+        default=[],
+        help="also accept VALUE for the enum shape SHAPE (such as OperationType=TagResource); repeatable",
+    )
     args = parser.parse_args()
 
     model = load_model()
     if args.shape not in model["shapes"]:
         print(f"error: the {SERVICE} model has no shape named {args.shape!r}", file=sys.stderr)
+        return 2
+
+    try:
+        extra_enum_values = collect_extra_enum_values(model, args.allowances)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
 
     try:
@@ -325,7 +381,7 @@ def main():
         print("error: the document is nested too deeply to parse", file=sys.stderr)
         return 2
 
-    validator = Validator(model)
+    validator = Validator(model, extra_enum_values)
     try:
         validator.validate(document, args.shape, "$")
     except ModelError as error:

@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use blocksnap::model::RegionName;
 use clap::{Parser, Subcommand};
 
 /// Incremental, block-level disk snapshots with exact garbage collection.
@@ -26,9 +25,9 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub block_size: Option<u32>,
 
-    /// Region recorded in a new store (default us-east-1).
+    /// Region recorded in a new store (default us-east-1), such as eu-west-1.
     #[arg(long, global = true)]
-    pub region: Option<RegionName>,
+    pub region: Option<String>,
 
     /// IAM-style policy (JSON file) that every call is checked against. Without
     /// it the caller is the account owner and may do everything.
@@ -56,6 +55,35 @@ pub enum Command {
         /// Tag as KEY=VALUE (or KEY for an empty value); repeat for more tags.
         #[arg(long = "tag", value_name = "KEY=VALUE")]
         tags: Vec<String>,
+        /// File listing the indices of the blocks changed since the parent
+        /// snapshot (decimal, separated by white space or commas). Only those
+        /// blocks are read; the rest come from the parent.
+        #[arg(long, value_name = "FILE")]
+        changed_blocks: Option<PathBuf>,
+        /// Parent for --changed-blocks; defaults to the disk's newest snapshot.
+        #[arg(long, allow_hyphen_values = true, requires = "changed_blocks")]
+        parent_disk_snapshot_name: Option<String>,
+    },
+    /// List the indices of the blocks that differ between two snapshots of a disk.
+    ListChangedBlocks {
+        /// The older snapshot.
+        #[arg(long, allow_hyphen_values = true)]
+        first_disk_snapshot_name: String,
+        /// The newer snapshot.
+        #[arg(long, allow_hyphen_values = true)]
+        second_disk_snapshot_name: String,
+    },
+    /// Read one block of a snapshot, checked against its hash.
+    GetSnapshotBlock {
+        /// Name of the snapshot.
+        #[arg(long, allow_hyphen_values = true)]
+        disk_snapshot_name: String,
+        /// Index of the block (byte offset divided by the block size).
+        #[arg(long)]
+        block_index: u64,
+        /// File to write the block's bytes to; without it only the hash is printed.
+        #[arg(long)]
+        target: Option<PathBuf>,
     },
     /// Delete a snapshot and free the data no other snapshot needs.
     DeleteDiskSnapshot {
@@ -107,6 +135,24 @@ pub enum Command {
         /// The nextPageToken of the previous page.
         #[arg(long)]
         page_token: Option<String>,
+    },
+    /// Add tags to a snapshot, replacing the values of keys it already has.
+    TagResource {
+        /// Name of the snapshot.
+        #[arg(long, allow_hyphen_values = true)]
+        resource_name: String,
+        /// Tag as KEY=VALUE (or KEY for an empty value); repeat for more tags.
+        #[arg(long = "tag", value_name = "KEY=VALUE", required = true)]
+        tags: Vec<String>,
+    },
+    /// Remove tags from a snapshot by key.
+    UntagResource {
+        /// Name of the snapshot.
+        #[arg(long, allow_hyphen_values = true)]
+        resource_name: String,
+        /// Key of a tag to remove; repeat for more keys.
+        #[arg(long = "tag-key", value_name = "KEY", required = true)]
+        tag_keys: Vec<String>,
     },
     /// Recount every reference and re-hash every block; exits non-zero on any problem.
     Verify,

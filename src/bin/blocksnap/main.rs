@@ -13,7 +13,8 @@ use blocksnap::access::Policy;
 use blocksnap::model::{
     CreateDiskFromSnapshotResult, CreateDiskSnapshotResult, DeleteDiskSnapshotResult,
     GetDiskSnapshotResult, GetDiskSnapshotsResult, GetOperationResult,
-    GetOperationsForResourceResult, GetOperationsResult, Tag,
+    GetOperationsForResourceResult, GetOperationsResult, RegionName, Tag, TagResourceResult,
+    UntagResourceResult,
 };
 use blocksnap::{Error, Store, StoreOptions};
 use clap::Parser;
@@ -42,13 +43,26 @@ fn main() -> ExitCode {
     }
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one short match arm per subcommand reads best as one dispatch table"
+)]
 fn run(cli: Cli) -> Result<ExitCode, Error> {
     let policy = cli.policy.as_deref().map(load_policy).transpose()?;
+    let region = cli
+        .region
+        .as_deref()
+        .map(|text| {
+            text.parse::<RegionName>().map_err(|error| {
+                Error::invalid_input(format!("{error}. Pass one of them to --region"))
+            })
+        })
+        .transpose()?;
     let store = Store::open_with(
         &cli.store,
         StoreOptions {
             block_size: cli.block_size,
-            region: cli.region,
+            region,
             fault_injector: None,
         },
     )?;
@@ -60,6 +74,35 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             disk_snapshot_name,
             source,
             tags,
+            changed_blocks: Some(list),
+            parent_disk_snapshot_name,
+        } => {
+            let tags = parse_tags(&tags)?;
+            let changed = read_block_list(&list)?;
+            let parent = match parent_disk_snapshot_name {
+                Some(parent) => parent,
+                None => newest_snapshot_of(&store, &disk_name)?,
+            };
+            let file = File::open(&source).map_err(|error| source_error(&source, error))?;
+            let reporter = progress::Reporter::new("read");
+            let operations = store.create_disk_snapshot_incremental_with_progress(
+                &disk_name,
+                &disk_snapshot_name,
+                &parent,
+                &changed,
+                file,
+                &tags,
+                Some(&|bytes| reporter.update(bytes)),
+            )?;
+            reporter.finish();
+            print_json(&CreateDiskSnapshotResult { operations })
+        }
+        Command::CreateDiskSnapshot {
+            disk_name,
+            disk_snapshot_name,
+            source,
+            tags,
+            ..
         } => {
             let tags = parse_tags(&tags)?;
             let reader = open_source(&source)?;
@@ -125,6 +168,54 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 next_page_count: None,
                 next_page_token: page.next_page_token,
             })
+        }
+        Command::ListChangedBlocks {
+            first_disk_snapshot_name,
+            second_disk_snapshot_name,
+        } => {
+            let changed_blocks =
+                store.list_changed_blocks(&first_disk_snapshot_name, &second_disk_snapshot_name)?;
+            print_json(&ChangedBlocks {
+                block_size: store.block_size(),
+                changed_blocks,
+            })
+        }
+        Command::GetSnapshotBlock {
+            disk_snapshot_name,
+            block_index,
+            target,
+        } => {
+            let block = store.read_block(&disk_snapshot_name, block_index)?;
+            if let Some(target) = &target {
+                std::fs::write(target, &block.data).map_err(|error| {
+                    Error::operation_failure(format!(
+                        "writing block {block_index} to {} failed ({error})",
+                        target.display()
+                    ))
+                    .with_source(error)
+                })?;
+            }
+            print_json(&BlockInfo {
+                block_index,
+                block_size: store.block_size(),
+                data_length: block.data.len(),
+                block_hash: block.hash.to_hex(),
+                is_zero: block.hash.is_zero(),
+            })
+        }
+        Command::TagResource {
+            resource_name,
+            tags,
+        } => {
+            let operations = store.tag_resource(&resource_name, &parse_tags(&tags)?)?;
+            print_json(&TagResourceResult { operations })
+        }
+        Command::UntagResource {
+            resource_name,
+            tag_keys,
+        } => {
+            let operations = store.untag_resource(&resource_name, &tag_keys)?;
+            print_json(&UntagResourceResult { operations })
         }
         Command::Verify => {
             let report = store.verify()?;
@@ -192,21 +283,91 @@ fn parse_tags(pairs: &[String]) -> Result<Vec<Tag>, Error> {
         .collect()
 }
 
+/// The output of `list-changed-blocks`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ChangedBlocks {
+    block_size: u32,
+    changed_blocks: Vec<u64>,
+}
+
+/// The output of `get-snapshot-block`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BlockInfo {
+    block_index: u64,
+    block_size: u32,
+    data_length: usize,
+    block_hash: String,
+    is_zero: bool,
+}
+
+fn source_error(path: &Path, error: io::Error) -> Error {
+    let message = format!(
+        "source {} cannot be opened ({error}). Pass an existing image file or block device",
+        path.display()
+    );
+    if error.kind() == io::ErrorKind::NotFound {
+        Error::invalid_input(message).with_source(error)
+    } else {
+        Error::operation_failure(message).with_source(error)
+    }
+}
+
+/// Reads a changed-block list: decimal indices separated by white space or commas.
+fn read_block_list(path: &Path) -> Result<Vec<u64>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        Error::invalid_input(format!(
+            "changed-block list {} cannot be read ({error}). Pass a readable text file",
+            path.display()
+        ))
+        .with_source(error)
+    })?;
+    text.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|word| !word.is_empty())
+        .map(|word| {
+            word.parse::<u64>().map_err(|_| {
+                Error::invalid_input(format!(
+                    "changed-block list {} contains {word:?}, which is not a block index. List decimal indices only",
+                    path.display()
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The name of the newest snapshot of `disk_name`, the default parent.
+fn newest_snapshot_of(store: &Store, disk_name: &str) -> Result<String, Error> {
+    let mut newest: Option<(blocksnap::model::Timestamp, String)> = None;
+    let mut token: Option<String> = None;
+    loop {
+        let page = store.get_disk_snapshots(token.as_deref())?;
+        for snapshot in page.items {
+            if snapshot.from_disk_name.as_deref() == Some(disk_name)
+                && newest
+                    .as_ref()
+                    .is_none_or(|(created, _)| snapshot.created_at > *created)
+            {
+                newest = Some((snapshot.created_at, snapshot.name));
+            }
+        }
+        token = page.next_page_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    newest.map(|(_, name)| name).ok_or_else(|| {
+        Error::invalid_input(format!(
+            "disk {disk_name:?} has no snapshot to use as the parent of --changed-blocks. Take a full snapshot first"
+        ))
+    })
+}
+
 fn open_source(path: &Path) -> Result<Box<dyn Read + Send>, Error> {
     if path == Path::new("-") {
         return Ok(Box::new(io::stdin()));
     }
-    let file = File::open(path).map_err(|error| {
-        let message = format!(
-            "source {} cannot be opened ({error}). Pass an existing image file or block device",
-            path.display()
-        );
-        if error.kind() == io::ErrorKind::NotFound {
-            Error::invalid_input(message).with_source(error)
-        } else {
-            Error::operation_failure(message).with_source(error)
-        }
-    })?;
+    let file = File::open(path).map_err(|error| source_error(path, error))?;
     if file.metadata().is_ok_and(|metadata| metadata.is_dir()) {
         return Err(Error::invalid_input(format!(
             "source {} is a directory. Pass an image file or block device",

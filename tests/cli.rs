@@ -1,0 +1,777 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+//! Runs the `blocksnap` binary: its main flows, where it finds the store, and
+//! how it reports errors. On every error the exit status is non-zero, stdout is
+//! empty, and one line of stderr names the Lightsail exception and the
+//! offending value.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+const BLOCK_SIZE: usize = 4096;
+
+/// Exit status of `verify` when it finds a problem.
+const EXIT_VERIFY_FAILED: i32 = 3;
+
+/// A temporary directory holding a store (`store/`) and the test's files.
+struct Sandbox {
+    dir: TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// Writes `bytes` to the file `name` in the sandbox and returns its path as text.
+    fn write(&self, name: &str, bytes: &[u8]) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path_text(&path)
+    }
+
+    fn path(&self, name: &str) -> String {
+        path_text(&self.dir.path().join(name))
+    }
+
+    /// Runs blocksnap on the sandbox store with 4 KiB blocks.
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args)
+            .output()
+            .unwrap_or_else(|error| panic!("failed to run blocksnap {args:?}: {error}"))
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_blocksnap"));
+        command
+            .arg("--store")
+            .arg(self.store())
+            .args(["--block-size", "4096"])
+            .args(args);
+        command
+    }
+
+    /// Runs blocksnap, asserts that it succeeded, and returns stdout as JSON.
+    fn run_ok(&self, args: &[&str]) -> Value {
+        parse_success(args, &self.run(args))
+    }
+
+    /// Snapshots `image` of disk `disk` as `snapshot` through a file.
+    fn create(&self, disk: &str, snapshot: &str, image: &[u8]) -> Value {
+        let source = self.write(&format!("{snapshot}.img"), image);
+        self.run_ok(&[
+            "create-disk-snapshot",
+            "--disk-name",
+            disk,
+            "--disk-snapshot-name",
+            snapshot,
+            "--source",
+            &source,
+        ])
+    }
+
+    /// Restores `snapshot` into the file `name` and returns the restored bytes.
+    fn restore(&self, snapshot: &str, name: &str) -> Vec<u8> {
+        let target = self.path(name);
+        self.run_ok(&[
+            "create-disk-from-snapshot",
+            "--disk-snapshot-name",
+            snapshot,
+            "--disk-name",
+            "restored",
+            "--target",
+            &target,
+        ]);
+        std::fs::read(&target).unwrap()
+    }
+
+    fn stats(&self) -> Value {
+        self.run_ok(&["stats"])
+    }
+}
+
+fn path_text(path: &Path) -> String {
+    path.to_str().unwrap().to_owned()
+}
+
+fn parse_success(args: &[&str], output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "blocksnap {args:?} failed with {}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Returns `len` pseudo-random bytes from a splitmix64 sequence started at `seed`.
+fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed;
+    let mut bytes = Vec::with_capacity(len + 8);
+    while bytes.len() < len {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        bytes.extend_from_slice(&z.to_le_bytes());
+    }
+    bytes.truncate(len);
+    bytes
+}
+
+/// Asserts that a run failed, printed nothing on stdout, and has a stderr line
+/// that names both `exception` and `value`.
+fn assert_error(output: &Output, exception: &str, value: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "blocksnap succeeded, expected {exception}\nstderr:\n{stderr}"
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "stdout is not empty on {exception}:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|line| line.contains(exception) && line.contains(value)),
+        "no stderr line names {exception} and {value:?}\nstderr:\n{stderr}"
+    );
+}
+
+fn assert_not_listed(sandbox: &Sandbox, snapshot: &str) {
+    let output = sandbox.run(&["get-disk-snapshot", "--disk-snapshot-name", snapshot]);
+    assert_error(&output, "NotFoundException", snapshot);
+}
+
+#[test]
+fn invalid_snapshot_names_rejected() {
+    let sandbox = Sandbox::new();
+    let source = sandbox.write("image", &pseudo_random_bytes(1, 10_000));
+    let target = sandbox.path("restored");
+    let long_name = "a".repeat(256);
+
+    for name in ["-bad", "a", long_name.as_str()] {
+        let calls: [Vec<&str>; 4] = [
+            vec![
+                "create-disk-snapshot",
+                "--disk-name",
+                "disk-1",
+                "--disk-snapshot-name",
+                name,
+                "--source",
+                &source,
+            ],
+            vec!["delete-disk-snapshot", "--disk-snapshot-name", name],
+            vec!["get-disk-snapshot", "--disk-snapshot-name", name],
+            vec![
+                "create-disk-from-snapshot",
+                "--disk-snapshot-name",
+                name,
+                "--disk-name",
+                "disk-2",
+                "--target",
+                &target,
+            ],
+        ];
+        for args in calls {
+            let output = sandbox.run(&args);
+            assert_error(&output, "InvalidInputException", name);
+        }
+    }
+
+    let listed = sandbox.run_ok(&["get-disk-snapshots"]);
+    assert_eq!(
+        listed["diskSnapshots"].as_array().unwrap().len(),
+        0,
+        "{listed}"
+    );
+}
+
+#[test]
+fn unknown_snapshot_not_found() {
+    let sandbox = Sandbox::new();
+    sandbox.create("disk-1", "snap-1", &pseudo_random_bytes(2, 10_000));
+    let target = sandbox.path("restored");
+
+    let calls: [Vec<&str>; 3] = [
+        vec![
+            "delete-disk-snapshot",
+            "--disk-snapshot-name",
+            "snap-missing",
+        ],
+        vec!["get-disk-snapshot", "--disk-snapshot-name", "snap-missing"],
+        vec![
+            "create-disk-from-snapshot",
+            "--disk-snapshot-name",
+            "snap-missing",
+            "--disk-name",
+            "disk-2",
+            "--target",
+            &target,
+        ],
+    ];
+    for args in calls {
+        let output = sandbox.run(&args);
+        assert_error(&output, "NotFoundException", "snap-missing");
+    }
+
+    let output = sandbox.run(&[
+        "get-operation",
+        "--operation-id",
+        "00000000-0000-4000-8000-000000000000",
+    ]);
+    assert_error(
+        &output,
+        "NotFoundException",
+        "00000000-0000-4000-8000-000000000000",
+    );
+
+    let kept = sandbox.run_ok(&["get-disk-snapshot", "--disk-snapshot-name", "snap-1"]);
+    assert_eq!(kept["diskSnapshot"]["name"], "snap-1");
+}
+
+#[test]
+fn restore_of_unknown_snapshot_keeps_target() {
+    let sandbox = Sandbox::new();
+    sandbox.create("disk-1", "snap-1", &pseudo_random_bytes(3, 10_000));
+    let contents = b"bytes that a mistyped snapshot name must not destroy";
+    let existing = sandbox.write("existing.img", contents);
+    let absent = sandbox.path("absent.img");
+
+    let output = sandbox.run(&[
+        "create-disk-from-snapshot",
+        "--disk-snapshot-name",
+        "snap-mistyped",
+        "--disk-name",
+        "disk-2",
+        "--target",
+        &existing,
+    ]);
+    assert_error(&output, "NotFoundException", "snap-mistyped");
+    assert_eq!(
+        std::fs::read(&existing).unwrap(),
+        contents,
+        "the failed restore changed the target file"
+    );
+
+    let output = sandbox.run(&[
+        "create-disk-from-snapshot",
+        "--disk-snapshot-name",
+        "-bad",
+        "--disk-name",
+        "disk-2",
+        "--target",
+        &absent,
+    ]);
+    assert_error(&output, "InvalidInputException", "-bad");
+    assert!(
+        !Path::new(&absent).exists(),
+        "the rejected restore created its target file"
+    );
+}
+
+#[test]
+fn duplicate_snapshot_name_rejected() {
+    let sandbox = Sandbox::new();
+    sandbox.create("disk-1", "snap-1", &pseudo_random_bytes(4, 20_000));
+    let source = sandbox.write("other.img", &pseudo_random_bytes(5, 30_000));
+
+    let output = sandbox.run(&[
+        "create-disk-snapshot",
+        "--disk-name",
+        "disk-2",
+        "--disk-snapshot-name",
+        "snap-1",
+        "--source",
+        &source,
+    ]);
+    assert_error(&output, "InvalidInputException", "snap-1");
+
+    let kept = sandbox.run_ok(&["get-disk-snapshot", "--disk-snapshot-name", "snap-1"]);
+    assert_eq!(kept["diskSnapshot"]["fromDiskName"], "disk-1");
+    assert_eq!(sandbox.stats()["logicalBytes"], 20_000);
+}
+
+#[test]
+fn bad_sources_rejected() {
+    let sandbox = Sandbox::new();
+    let missing = sandbox.path("missing.img");
+    let directory = sandbox.path("a-directory");
+    std::fs::create_dir(&directory).unwrap();
+    let empty = sandbox.write("empty.img", &[]);
+
+    let create_from = |source: &str| {
+        sandbox.run(&[
+            "create-disk-snapshot",
+            "--disk-name",
+            "disk-1",
+            "--disk-snapshot-name",
+            "snap-1",
+            "--source",
+            source,
+        ])
+    };
+    assert_error(&create_from(&missing), "InvalidInputException", &missing);
+    assert_error(
+        &create_from(&directory),
+        "InvalidInputException",
+        &directory,
+    );
+    // NOTE: the message for an empty source names the snapshot, not the file.
+    assert_error(&create_from(&empty), "InvalidInputException", "snap-1");
+
+    assert_not_listed(&sandbox, "snap-1");
+    assert_eq!(sandbox.stats()["blocks"], 0);
+}
+
+#[test]
+fn bad_block_size_rejected() {
+    let sandbox = Sandbox::new();
+    let output = Command::new(env!("CARGO_BIN_EXE_blocksnap"))
+        .arg("--store")
+        .arg(sandbox.store())
+        .args(["--block-size", "3000", "stats"])
+        .output()
+        .unwrap();
+    assert_error(&output, "InvalidInputException", "3000");
+    assert!(
+        !sandbox.store().exists(),
+        "a rejected block size still created the store"
+    );
+}
+
+#[test]
+fn reopen_with_other_block_size_rejected() {
+    let sandbox = Sandbox::new();
+    sandbox.create("disk-1", "snap-1", &pseudo_random_bytes(6, 10_000));
+
+    let output = Command::new(env!("CARGO_BIN_EXE_blocksnap"))
+        .arg("--store")
+        .arg(sandbox.store())
+        .args(["--block-size", "8192", "stats"])
+        .output()
+        .unwrap();
+    assert_error(&output, "InvalidInputException", "8192");
+
+    let reopened = Command::new(env!("CARGO_BIN_EXE_blocksnap"))
+        .arg("--store")
+        .arg(sandbox.store())
+        .arg("stats")
+        .output()
+        .unwrap();
+    assert_eq!(parse_success(&["stats"], &reopened)["snapshots"], 1);
+}
+
+#[test]
+fn unknown_region_rejected() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.run(&["--region", "mars-north-1", "stats"]);
+    assert_error(&output, "InvalidInputException", "mars-north-1");
+}
+
+#[test]
+fn other_region_on_reopen_rejected() {
+    let sandbox = Sandbox::new();
+    sandbox.run_ok(&["--region", "us-east-1", "stats"]);
+    let output = sandbox.run(&["--region", "eu-west-1", "stats"]);
+    assert_error(&output, "InvalidInputException", "eu-west-1");
+}
+
+#[test]
+fn bad_page_tokens_rejected() {
+    let sandbox = Sandbox::new();
+    sandbox.create("disk-1", "snap-1", &pseudo_random_bytes(7, 10_000));
+
+    let calls: [(&str, Vec<&str>); 4] = [
+        ("-x", vec!["get-disk-snapshots", "--page-token=-x"]),
+        (
+            "not a name",
+            vec!["get-disk-snapshots", "--page-token", "not a name"],
+        ),
+        ("abc", vec!["get-operations", "--page-token", "abc"]),
+        (
+            "-1",
+            vec![
+                "get-operations-for-resource",
+                "--resource-name",
+                "snap-1",
+                "--page-token=-1",
+            ],
+        ),
+    ];
+    for (token, args) in calls {
+        let output = sandbox.run(&args);
+        assert_error(&output, "InvalidInputException", token);
+    }
+}
+
+#[test]
+fn bad_tags_rejected() {
+    let sandbox = Sandbox::new();
+    let source = sandbox.write("image", &pseudo_random_bytes(8, 10_000));
+    let long_key = format!("{}=v", "k".repeat(129));
+
+    for (tag, value) in [
+        ("=v", "=v"),
+        (long_key.as_str(), &long_key[..129]),
+        ("aws:owner=me", "aws:owner"),
+    ] {
+        let output = sandbox.run(&[
+            "create-disk-snapshot",
+            "--disk-name",
+            "disk-1",
+            "--disk-snapshot-name",
+            "snap-1",
+            "--source",
+            &source,
+            "--tag",
+            tag,
+        ]);
+        assert_error(&output, "InvalidInputException", value);
+    }
+    assert_not_listed(&sandbox, "snap-1");
+}
+
+#[test]
+fn bad_policy_files_rejected() {
+    let sandbox = Sandbox::new();
+    let missing = sandbox.path("missing-policy.json");
+    let not_json = sandbox.write("not-json.json", b"{ \"Version\": ");
+    let not_policy = sandbox.write("not-policy.json", b"[1, 2, 3]");
+
+    for policy in [&missing, &not_json, &not_policy] {
+        let output = sandbox.run(&["--policy", policy, "get-disk-snapshots"]);
+        assert_error(&output, "InvalidInputException", policy);
+    }
+}
+
+#[test]
+fn error_messages_state_cause_once() {
+    let sandbox = Sandbox::new();
+    sandbox.create("disk-1", "snap-1", &pseudo_random_bytes(9, 10_000));
+    let missing_source = sandbox.path("missing.img");
+    let missing_policy = sandbox.path("missing-policy.json");
+    let target = sandbox.path("no-such-directory/restored.img");
+
+    let calls: [Vec<&str>; 3] = [
+        vec![
+            "create-disk-snapshot",
+            "--disk-name",
+            "disk-1",
+            "--disk-snapshot-name",
+            "snap-2",
+            "--source",
+            &missing_source,
+        ],
+        vec!["--policy", &missing_policy, "stats"],
+        vec![
+            "create-disk-from-snapshot",
+            "--disk-snapshot-name",
+            "snap-1",
+            "--disk-name",
+            "disk-2",
+            "--target",
+            &target,
+        ],
+    ];
+    for args in calls {
+        let output = sandbox.run(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr.matches("os error 2").count(),
+            1,
+            "blocksnap {args:?} repeats its cause:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn restore_into_missing_directory_fails() {
+    let sandbox = Sandbox::new();
+    sandbox.create("disk-1", "snap-1", &pseudo_random_bytes(10, 10_000));
+    let target = sandbox.path("no-such-directory/restored.img");
+
+    let output = sandbox.run(&[
+        "create-disk-from-snapshot",
+        "--disk-snapshot-name",
+        "snap-1",
+        "--disk-name",
+        "disk-2",
+        "--target",
+        &target,
+    ]);
+    assert_error(&output, "OperationFailureException", &target);
+}
+
+#[test]
+fn verify_clean_store_succeeds() {
+    let sandbox = Sandbox::new();
+    sandbox.create("disk-1", "snap-1", &pseudo_random_bytes(11, 40_000));
+
+    let output = sandbox.run(&["verify"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["snapshotsChecked"], 1);
+    assert_eq!(report["blocksChecked"], 10);
+    assert_eq!(report["corruptBlocks"], 0);
+}
+
+#[test]
+fn verify_reports_corrupt_pack_byte() {
+    let sandbox = Sandbox::new();
+    let image = [0x5Au8; BLOCK_SIZE];
+    sandbox.create("disk-1", "snap-1", &image);
+
+    let pack = sandbox.store().join("packs/pack-00000001.dat");
+    let mut bytes = std::fs::read(&pack).unwrap();
+    assert_eq!(
+        bytes.len(),
+        BLOCK_SIZE,
+        "the pack should hold the one block"
+    );
+    assert_eq!(bytes[0], 0x5A, "the block should start at offset 0");
+    bytes[0] ^= 0xFF;
+    std::fs::write(&pack, &bytes).unwrap();
+
+    let output = sandbox.run(&["verify"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(EXIT_VERIFY_FAILED),
+        "stderr:\n{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["snapshotsChecked"], 1, "{report}");
+    assert_eq!(report["blocksChecked"], 1, "{report}");
+    assert_eq!(report["corruptBlocks"], 1, "{report}");
+    assert_eq!(report["missingBlocks"], 0, "{report}");
+    assert_eq!(report["leakedBlocks"], 0, "{report}");
+    assert_eq!(report["refcountMismatches"], 0, "{report}");
+    assert!(
+        stderr
+            .lines()
+            .any(|line| line.contains("verify") && line.contains("pack 1 at offset 0")),
+        "stderr does not locate the damaged block:\n{stderr}"
+    );
+
+    // A restore checks every block, so it fails rather than write damaged bytes.
+    let target = sandbox.path("restored.img");
+    let output = sandbox.run(&[
+        "create-disk-from-snapshot",
+        "--disk-snapshot-name",
+        "snap-1",
+        "--disk-name",
+        "disk-2",
+        "--target",
+        &target,
+    ]);
+    assert_error(&output, "ServiceException", "snap-1");
+    let operations = sandbox.run_ok(&["get-operations-for-resource", "--resource-name", "disk-2"]);
+    let operation = &operations["operations"][0];
+    assert_eq!(operation["status"], "Failed", "{operation}");
+    assert_eq!(operation["errorCode"], "DataCorruption", "{operation}");
+}
+
+#[test]
+fn snapshot_delete_restore_flow() {
+    let sandbox = Sandbox::new();
+    // Version 1: 96 random blocks with 4 zero blocks at 90..94.
+    let mut version_1 = pseudo_random_bytes(12, 100 * BLOCK_SIZE);
+    version_1[90 * BLOCK_SIZE..94 * BLOCK_SIZE].fill(0);
+    // Version 2 rewrites blocks 0..60. Version 3 rewrites blocks 60..80 and grows by 1,000 bytes.
+    let mut version_2 = version_1.clone();
+    version_2[..60 * BLOCK_SIZE].copy_from_slice(&pseudo_random_bytes(13, 60 * BLOCK_SIZE));
+    let mut version_3 = version_2.clone();
+    version_3[60 * BLOCK_SIZE..80 * BLOCK_SIZE]
+        .copy_from_slice(&pseudo_random_bytes(14, 20 * BLOCK_SIZE));
+    version_3.extend(pseudo_random_bytes(15, 1000));
+
+    sandbox.create("disk-1", "snap-1", &version_1);
+    sandbox.create("disk-1", "snap-2", &version_2);
+    sandbox.create("disk-1", "snap-3", &version_3);
+
+    let before = sandbox.stats();
+    assert_eq!(before["snapshots"], 3, "{before}");
+    assert_eq!(before["blocks"], 96 + 60 + 20 + 1, "{before}");
+    assert_eq!(
+        before["logicalBytes"],
+        version_1.len() + version_2.len() + version_3.len(),
+        "{before}"
+    );
+
+    let deleted = sandbox.run_ok(&["delete-disk-snapshot", "--disk-snapshot-name", "snap-1"]);
+    assert_eq!(deleted["operations"][0]["status"], "Succeeded", "{deleted}");
+
+    let after = sandbox.stats();
+    assert_eq!(after["snapshots"], 2, "{after}");
+    assert_eq!(
+        after["blocks"],
+        96 + 20 + 1,
+        "only the 60 blocks unique to snap-1 are freed: {after}"
+    );
+    assert_eq!(
+        after["logicalBytes"],
+        version_2.len() + version_3.len(),
+        "{after}"
+    );
+    assert!(
+        after["diskBytes"].as_u64().unwrap() < before["diskBytes"].as_u64().unwrap(),
+        "diskBytes did not drop: before {before}, after {after}"
+    );
+
+    assert!(
+        sandbox.restore("snap-2", "restored-2.img") == version_2,
+        "snap-2 restored different bytes"
+    );
+    assert!(
+        sandbox.restore("snap-3", "restored-3.img") == version_3,
+        "snap-3 restored different bytes"
+    );
+    assert_not_listed(&sandbox, "snap-1");
+
+    let report = sandbox.run_ok(&["verify"]);
+    assert_eq!(report["snapshotsChecked"], 2, "{report}");
+    assert_eq!(report["blocksChecked"], 96 + 20 + 1, "{report}");
+}
+
+#[test]
+fn source_dash_reads_stdin() {
+    let sandbox = Sandbox::new();
+    let image = pseudo_random_bytes(16, 123_456);
+
+    let args = [
+        "create-disk-snapshot",
+        "--disk-name",
+        "disk-1",
+        "--disk-snapshot-name",
+        "snap-stdin",
+        "--source",
+        "-",
+    ];
+    let mut child = sandbox
+        .command(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&image).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    let created = parse_success(&args, &output);
+    assert_eq!(created["operations"][0]["status"], "Succeeded", "{created}");
+
+    let snapshot = sandbox.run_ok(&["get-disk-snapshot", "--disk-snapshot-name", "snap-stdin"]);
+    assert_eq!(snapshot["diskSnapshot"]["fromDiskName"], "disk-1");
+    assert_eq!(sandbox.stats()["logicalBytes"], image.len());
+    assert!(
+        sandbox.restore("snap-stdin", "restored.img") == image,
+        "the restore differs from stdin"
+    );
+}
+
+#[test]
+fn store_from_environment_variable() {
+    let sandbox = Sandbox::new();
+    let source = sandbox.write("image", &pseudo_random_bytes(17, 10_000));
+    let env_store = sandbox.dir.path().join("env-store");
+    let working_dir = sandbox.dir.path().join("cwd");
+    std::fs::create_dir(&working_dir).unwrap();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_blocksnap"))
+        .current_dir(&working_dir)
+        .env("BLOCKSNAP_STORE", &env_store)
+        .args([
+            "--block-size",
+            "4096",
+            "create-disk-snapshot",
+            "--disk-name",
+            "disk-1",
+        ])
+        .args(["--disk-snapshot-name", "snap-env", "--source", &source])
+        .output()
+        .unwrap();
+    parse_success(&["create-disk-snapshot"], &output);
+    assert!(
+        env_store.join("packs").is_dir(),
+        "no store at BLOCKSNAP_STORE"
+    );
+    assert!(
+        !working_dir.join("blocksnap-store").exists(),
+        "the default store was used despite BLOCKSNAP_STORE"
+    );
+
+    // --store takes precedence over the environment variable.
+    let output = Command::new(env!("CARGO_BIN_EXE_blocksnap"))
+        .env("BLOCKSNAP_STORE", sandbox.dir.path().join("unused"))
+        .arg("--store")
+        .arg(&env_store)
+        .args(["get-disk-snapshot", "--disk-snapshot-name", "snap-env"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        parse_success(&["get-disk-snapshot"], &output)["diskSnapshot"]["name"],
+        "snap-env"
+    );
+    assert!(
+        !sandbox.dir.path().join("unused").exists(),
+        "BLOCKSNAP_STORE was used despite --store"
+    );
+}
+
+#[test]
+fn default_store_in_current_directory() {
+    let sandbox = Sandbox::new();
+    let source = sandbox.write("image", &pseudo_random_bytes(18, 10_000));
+    let working_dir = sandbox.dir.path().join("cwd");
+    std::fs::create_dir(&working_dir).unwrap();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_blocksnap"))
+        .current_dir(&working_dir)
+        .env_remove("BLOCKSNAP_STORE")
+        .args([
+            "--block-size",
+            "4096",
+            "create-disk-snapshot",
+            "--disk-name",
+            "disk-1",
+        ])
+        .args(["--disk-snapshot-name", "snap-default", "--source", &source])
+        .output()
+        .unwrap();
+    parse_success(&["create-disk-snapshot"], &output);
+
+    let default_store = working_dir.join("blocksnap-store");
+    assert!(
+        default_store.join("packs").is_dir(),
+        "no store at ./blocksnap-store"
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_blocksnap"))
+        .arg("--store")
+        .arg(&default_store)
+        .args(["get-disk-snapshot", "--disk-snapshot-name", "snap-default"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        parse_success(&["get-disk-snapshot"], &output)["diskSnapshot"]["name"],
+        "snap-default"
+    );
+}
