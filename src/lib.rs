@@ -46,6 +46,7 @@ mod store;
 pub use engine::create::{ProgressFn, PAGE_ENTRIES};
 pub use engine::incremental::SnapshotBlock;
 pub use engine::query::{Page, StoreStats, OPERATIONS_PER_PAGE, SNAPSHOTS_PER_PAGE};
+pub use engine::repair::{DamagedSnapshot, RepairReport};
 pub use engine::verify::VerifyReport;
 pub use error::{BoxedCause, Error, ErrorKind, Result};
 pub use names::{

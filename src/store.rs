@@ -51,12 +51,16 @@ pub struct Store {
     pub(crate) region: RegionName,
     pub(crate) writer: Mutex<()>,
     pub(crate) policy: RwLock<Option<Arc<Policy>>>,
+    /// Work the open found and finished.
+    recovery: RecoveryReport,
 }
 
 /// Proof that the caller holds the writer lock.
 pub(crate) struct WriterGuard<'a>(#[allow(dead_code)] MutexGuard<'a, ()>);
 
-/// What opening a store found and repaired, logged at open.
+/// Work that opening a store (or [`Store::collect_garbage`]) found and
+/// finished, logged at open and returned by [`Store::recovery_report`]. All
+/// zeros means nothing was left over.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RecoveryReport {
     /// Creates that had not committed when the store was last closed; their
@@ -68,6 +72,9 @@ pub struct RecoveryReport {
     pub orphan_packs_removed: usize,
     /// Garbage-collection steps that were still queued and have now run.
     pub gc_steps_resumed: u64,
+    /// Packs holding bytes past their committed length that no interrupted
+    /// create explains; the bytes were kept and the packs get no more appends.
+    pub packs_with_kept_bytes: usize,
 }
 
 impl Store {
@@ -122,9 +129,9 @@ impl Store {
                 config.region
             ))
         })?;
-        let packs = PackStore::open(&path.join("packs"), config.block_size, faults)?;
+        let packs = PackStore::open(&path.join("packs"), config.block_size, faults, meta.clone())?;
 
-        let store = Store {
+        let mut store = Store {
             path,
             meta,
             packs,
@@ -132,8 +139,12 @@ impl Store {
             region,
             writer: Mutex::new(()),
             policy: RwLock::new(None),
+            recovery: RecoveryReport::default(),
         };
-        let report = store.recover()?;
+        let report = {
+            let guard = store.lock_writer_only();
+            store.finish_interrupted_work(&guard, true)?
+        };
         tracing::info!(
             path = %store.path.display(),
             block_size = store.config.block_size,
@@ -144,7 +155,15 @@ impl Store {
             elapsed_ms = started.elapsed().as_millis(),
             "opened store"
         );
+        store.recovery = report;
         Ok(store)
+    }
+
+    /// Returns the work the open of this handle found and finished:
+    /// interrupted creates, uncommitted pack bytes, orphan pack files and
+    /// queued collection.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
     }
 
     /// The store's block size in bytes.
@@ -162,6 +181,15 @@ impl Store {
         &self.path
     }
 
+    /// Metadata key writes and removals committed since this handle was opened.
+    ///
+    /// A diagnostic counter for benchmarks and tests of how the cost of a call
+    /// grows: a delete's writes should follow the change it frees plus one per
+    /// page of the snapshot's root, not the size of the disk.
+    pub fn metadata_writes(&self) -> u64 {
+        self.meta.writes()
+    }
+
     /// The twelve-digit account id used in this store's ARNs.
     pub fn account_id(&self) -> &str {
         &self.config.account_id
@@ -173,31 +201,104 @@ impl Store {
         *self.policy.write().unwrap_or_else(PoisonError::into_inner) = policy.map(Arc::new);
     }
 
+    /// Takes the writer lock, then finishes work an earlier call left undone: the
+    /// collection of a delete that failed part way, the rollback of a failed
+    /// create, pack bytes a failed cleanup left behind. A failure there is
+    /// logged, not returned: the caller's own work does not depend on it, and the
+    /// next writer call or open retries it.
     pub(crate) fn lock_writer(&self) -> WriterGuard<'_> {
+        let guard = self.lock_writer_only();
+        self.packs.begin_writer_call();
+        match self.has_interrupted_work() {
+            Ok(false) => {}
+            Ok(true) => match self.finish_interrupted_work(&guard, false) {
+                Ok(report) => tracing::info!(
+                    abandoned_creates = report.abandoned_creates,
+                    truncated_bytes = report.truncated_bytes,
+                    orphan_packs_removed = report.orphan_packs_removed,
+                    gc_steps_resumed = report.gc_steps_resumed,
+                    "finished work an earlier call left undone"
+                ),
+                Err(error) => tracing::warn!(
+                    %error,
+                    "could not finish work an earlier call left undone; the next call or open retries"
+                ),
+            },
+            Err(error) => tracing::warn!(%error, "could not look for unfinished work"),
+        }
+        guard
+    }
+
+    /// Takes the writer lock and nothing else.
+    pub(crate) fn lock_writer_only(&self) -> WriterGuard<'_> {
         WriterGuard(self.writer.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Brings the store back to a consistent state after a crash. Runs before
-    /// the handle is returned, so nothing else can observe the half-done state.
-    fn recover(&self) -> Result<RecoveryReport> {
-        let guard = self.lock_writer();
+    /// True if a pending-create marker, a GC queue item or a pending-delete
+    /// marker exists, or the packs need reconciling. Under the writer lock no
+    /// create is under way, so each of these is left over from a failed call.
+    pub(crate) fn has_interrupted_work(&self) -> Result<bool> {
+        if self.packs.needs_reconcile() {
+            return Ok(true);
+        }
+        for prefix in [keys::PENDING_CREATE, keys::GC_QUEUE, keys::PENDING_DELETE] {
+            if self
+                .meta
+                .scan("unfinished work", &[prefix])
+                .next()
+                .transpose()?
+                .is_some()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Brings the store back to a consistent state after a crash or a failed
+    /// call: reconciles the packs with their records (always when
+    /// `reconcile_packs`, else only if a failed step asked for it), turns
+    /// creates that never committed into collection, drains the GC queue and
+    /// unlinks empty packs, then makes it all durable.
+    ///
+    /// At open this runs before the handle is returned, so nothing else can
+    /// observe the half-done state. Every step is idempotent, so a crash in the
+    /// middle of it is finished by the next open.
+    pub(crate) fn finish_interrupted_work(
+        &self,
+        guard: &WriterGuard<'_>,
+        reconcile_packs: bool,
+    ) -> Result<RecoveryReport> {
         let mut report = RecoveryReport::default();
 
-        // Packs first: bytes past a pack's committed length belong to no record.
-        let mut committed = BTreeMap::new();
-        for entry in self.meta.scan_records::<PackRecord>("pack", &[keys::PACK]) {
-            let (key, record) = entry?;
-            let id = keys::trailing_u32(&key).ok_or_else(|| bad_key("pack", &key))?;
-            committed.insert(id, record.committed_len);
-        }
-        let packs = self.packs.recover(&committed)?;
-        report.truncated_bytes = packs.truncated_bytes;
-        report.orphan_packs_removed = packs.orphan_files_removed;
-        for pack in &packs.missing_packs {
-            tracing::warn!(
-                pack,
-                "pack file is missing; `blocksnap verify` lists the damage"
-            );
+        // ORDER: packs first, before any create can append again: bytes past a
+        // pack's committed length and files without a record belong to no
+        // committed record.
+        if reconcile_packs || self.packs.needs_reconcile() {
+            let mut committed = BTreeMap::new();
+            for entry in self.meta.scan_records::<PackRecord>("pack", &[keys::PACK]) {
+                let (key, record) = entry?;
+                let id = keys::trailing_u32(&key).ok_or_else(|| bad_key("pack", &key))?;
+                committed.insert(id, record.committed_len);
+            }
+            // Bytes past a committed length are an interrupted create's only
+            // if its marker is durable (see `PackStore::recover`).
+            let interrupted_create = self
+                .meta
+                .scan("pending create", &[keys::PENDING_CREATE])
+                .next()
+                .transpose()?
+                .is_some();
+            let packs = self.packs.recover(&committed, interrupted_create)?;
+            report.truncated_bytes = packs.truncated_bytes;
+            report.orphan_packs_removed = packs.orphan_files_removed;
+            report.packs_with_kept_bytes = packs.kept_packs.len();
+            for pack in &packs.missing_packs {
+                tracing::warn!(
+                    pack,
+                    "pack file is missing; `blocksnap verify` lists the damage"
+                );
+            }
         }
 
         // A create that never committed: queue its root for collection and fail
@@ -213,7 +314,8 @@ impl Store {
             .collect::<Result<_>>()?;
         for (snapshot_id, create) in pending {
             let reason = Error::operation_failure(format!(
-                "the create of snapshot {:?} was interrupted before it committed. Create it again",
+                "the create of snapshot {:?} stopped before it committed, because the process ended or its rollback failed. \
+                 Create it again",
                 create.snapshot_name
             ));
             let mut batch = Batch::default();
@@ -228,9 +330,9 @@ impl Store {
             tracing::warn!(snapshot = %create.snapshot_name, "collected an interrupted create");
         }
 
-        report.gc_steps_resumed = self.drain_gc(&guard)?;
-        self.remove_empty_packs(&guard)?;
-        self.meta.flush()?;
+        report.gc_steps_resumed = self.drain_gc(guard)?;
+        self.remove_empty_packs(guard)?;
+        self.meta.flush_if_needed()?;
         Ok(report)
     }
 
@@ -308,6 +410,20 @@ fn load_or_create_config(
         return Ok(config);
     }
 
+    // A store without a configuration is new, so its packs directory must hold
+    // no pack: if it does, the metadata was lost or damaged, and starting over
+    // would delete every pack as an orphan.
+    let packs_found = count_pack_files(&path.join("packs"))?;
+    if packs_found > 0 {
+        return Err(Error::corruption(format!(
+            "the metadata database of store {} holds no store configuration, but {}/packs holds {packs_found} pack files, \
+             so the metadata is lost or damaged. Restore the store directory from a copy; \
+             blocksnap does not start a new store over existing pack files",
+            path.display(),
+            path.display()
+        )));
+    }
+
     let config = StoreConfig {
         block_size: block_size.unwrap_or(DEFAULT_BLOCK_SIZE),
         region: region.unwrap_or_default().as_str().to_owned(),
@@ -320,6 +436,32 @@ fn load_or_create_config(
     meta.flush()?;
     tracing::info!(path = %path.display(), block_size = config.block_size, region = %config.region, "created store");
     Ok(config)
+}
+
+/// Counts the `pack-*.dat` files in `dir`; a missing directory has none.
+fn count_pack_files(dir: &Path) -> Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(error) => {
+            return Err(crate::error::io_failure(
+                format_args!("listing {}", dir.display()),
+                error,
+            ))
+        }
+    };
+    let mut count = 0;
+    for entry in entries {
+        let entry = entry.map_err(|error| {
+            crate::error::io_failure(format_args!("listing {}", dir.display()), error)
+        })?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("pack-") && name.ends_with(".dat") {
+            count += 1;
+        }
+    }
+    Ok(count)
 }
 
 /// A random twelve-digit account id, as AWS account ids look.

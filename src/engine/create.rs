@@ -218,6 +218,8 @@ pub(super) struct CreateRun<'a> {
     pub(super) operations: Vec<PendingOperation>,
     /// True once the pending-create marker is committed.
     pub(super) started: bool,
+    /// True once the snapshot record is committed (it may not be durable yet).
+    pub(super) committed: bool,
 }
 
 impl<'a> CreateRun<'a> {
@@ -244,6 +246,7 @@ impl<'a> CreateRun<'a> {
             length: 0,
             operations: Vec::new(),
             started: false,
+            committed: false,
         }
     }
 
@@ -562,6 +565,7 @@ impl<'a> CreateRun<'a> {
             operation.stage(&mut batch)?;
         }
         store.meta.commit(batch)?;
+        self.committed = true;
         // ORDER: `Succeeded` is reported only once this flush has returned.
         store.meta.flush()?;
         tracing::info!(
@@ -579,6 +583,25 @@ impl<'a> CreateRun<'a> {
     /// Undoes a failed create: cuts uncommitted appends, queues what was
     /// committed for collection, fails the operations, and collects. If this
     /// fails too, the pending-create marker stays and the next open finishes it.
+    /// Records the operations as `Failed` when the create failed before its
+    /// marker was committed; a failure here is only logged.
+    fn record_failure_without_marker(&mut self, error: &Error) {
+        if self.operations.is_empty() {
+            return;
+        }
+        let mut batch = Batch::default();
+        let staged = self.operations.iter_mut().try_for_each(|operation| {
+            operation.fail(error);
+            operation.stage(&mut batch)
+        });
+        let recorded = staged
+            .and_then(|()| self.store.meta.commit(batch))
+            .and_then(|()| self.store.meta.flush());
+        if let Err(record_error) = recorded {
+            tracing::warn!(snapshot = self.snapshot_name, %error, %record_error, "could not record the failed create");
+        }
+    }
+
     pub(super) fn abort(&mut self, error: &Error) {
         let store = self.store;
         for pack in self.appended.keys() {
@@ -593,10 +616,16 @@ impl<'a> CreateRun<'a> {
             }
         }
         if !self.started {
+            self.record_failure_without_marker(error);
             return;
         }
         let mut cleanup = || -> Result<()> {
             let mut batch = Batch::default();
+            // A snapshot whose final flush failed is listed but not durable;
+            // it goes with the rest of the create.
+            if self.committed {
+                batch.remove(keys::snapshot(self.snapshot_name));
+            }
             batch.remove(keys::pending_create(self.snapshot_id));
             batch.put(
                 keys::gc_item(store.meta.next_id()?),

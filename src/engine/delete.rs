@@ -9,6 +9,8 @@ use crate::storage::meta::Batch;
 use crate::storage::records::{GcItem, PendingDelete, SnapshotRecord};
 use crate::Store;
 
+use super::operations::PendingOperation;
+
 impl Store {
     /// Deletes snapshot `snapshot_name` and frees every block that no surviving
     /// snapshot references.
@@ -18,14 +20,22 @@ impl Store {
     /// `Started`. The queue is then drained: pages and blocks whose count reaches
     /// zero are removed and their bytes punched out of the pack files. The
     /// operation is `Succeeded` once the queue is empty and durable, which is
-    /// when this call returns. If collection fails part way (an I/O error), the
-    /// snapshot stays deleted, the error is returned and the next open of the
-    /// store finishes the collection.
+    /// when this call returns.
+    ///
+    /// If a step fails (an I/O error, a full disk), the call returns that error
+    /// as `OperationFailureException` and records the operation `Failed` with
+    /// the error's code and details. What happened until then stays. If the
+    /// first commit went through, the snapshot stays deleted. Whatever is
+    /// still queued is then collected by the next writer call on this store (a
+    /// create, a delete, a tag change, [`Store::verify`],
+    /// [`Store::collect_garbage`]) or by the next open. If the process ends
+    /// before the failure is recorded, the next open finishes the collection and
+    /// the operation ends `Succeeded`.
     ///
     /// Returns `InvalidInputException` for a malformed name, `NotFoundException`
     /// if no such snapshot exists and `AccessDeniedException` if the caller's
     /// policy does not allow `lightsail:DeleteDiskSnapshot` on it; in those cases
-    /// nothing changes.
+    /// nothing changes and no operation is recorded.
     ///
     /// # Examples
     ///
@@ -54,7 +64,7 @@ impl Store {
             None,
         )?;
 
-        let operation = self.new_operation(
+        let mut operation = self.new_operation(
             snapshot_name,
             ResourceType::DiskSnapshot,
             OperationType::DeleteDiskSnapshot,
@@ -75,11 +85,21 @@ impl Store {
             },
         )?;
         operation.stage(&mut batch)?;
-        self.meta.commit(batch)?;
+        if let Err(error) = self.meta.commit(batch) {
+            // Nothing changed: the snapshot is still there.
+            self.record_failed_delete(&mut operation, &error);
+            return Err(error);
+        }
         tracing::info!(snapshot = snapshot_name, id = snapshot.id, operation = %operation.record.id, "deleting snapshot");
 
-        self.drain_gc(&guard)?;
-        self.meta.flush()?;
+        // ORDER: `Succeeded` (set by the drain once the queue is empty) is
+        // reported only after this flush has returned.
+        if let Err(error) = self.drain_gc(&guard).and_then(|_| self.meta.flush()) {
+            // The snapshot stays deleted; what is still queued is collected by
+            // the next writer call or open.
+            self.record_failed_delete(&mut operation, &error);
+            return Err(error);
+        }
 
         let record = self
             .load_operation(operation.seq)?
@@ -88,6 +108,36 @@ impl Store {
                 operation.record.id
             )))?;
         Ok(vec![self.operation_shape(&record.record)?])
+    }
+
+    /// Records the delete's operation `Failed` with `error` and retires its
+    /// pending-delete marker, so that a later drain does not turn it into
+    /// `Succeeded`. Best effort: if this fails too, the operation stays
+    /// `Started` and the drain that empties the queue marks it `Succeeded`.
+    fn record_failed_delete(&self, operation: &mut PendingOperation, error: &Error) {
+        operation.fail(error);
+        let recorded = (|| -> Result<()> {
+            let mut batch = Batch::default();
+            operation.stage(&mut batch)?;
+            batch.remove(keys::pending_delete(operation.seq));
+            self.meta.commit(batch)?;
+            self.meta.flush()
+        })();
+        match recorded {
+            Ok(()) => tracing::warn!(
+                snapshot = %operation.record.resource_name,
+                operation = %operation.record.id,
+                %error,
+                "delete failed; the next writer call or open finishes its collection"
+            ),
+            Err(record_error) => tracing::warn!(
+                snapshot = %operation.record.resource_name,
+                operation = %operation.record.id,
+                %error,
+                %record_error,
+                "delete failed and its failure could not be recorded"
+            ),
+        }
     }
 }
 

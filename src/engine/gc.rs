@@ -2,11 +2,14 @@
 //!
 //! Each step takes the oldest queue item and applies it in one atomic commit that
 //! also removes (or shrinks) the item, so a crash neither loses nor repeats a
-//! decrement. Punching a freed range is the only step outside the metadata
-//! commit; it is idempotent, and the `FreeExtents` item stays queued until the
-//! punches are done, so a crash just punches again.
+//! decrement. Punching a freed range and unlinking an empty pack are the only
+//! steps outside the metadata commit. Both wait until the commit that removed
+//! the last reference is durable, since a crash that lost that commit would
+//! otherwise bring back a record pointing at punched or unlinked bytes. A
+//! punch is idempotent, and the `FreeExtents` item stays queued until its
+//! punches are durable, so a crash just punches again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::error::{Error, Result};
 use crate::model::OperationStatus;
@@ -16,8 +19,9 @@ use crate::storage::keys;
 use crate::storage::meta::Batch;
 use crate::storage::pack::BlockStore;
 use crate::storage::records::{
-    BlockRecord, Extent, GcItem, PackRecord, PageBody, PageCount, PendingDelete,
+    BlockRecord, Extent, GcItem, PackRecord, PageBody, PageCount, PendingDelete, SnapshotRecord,
 };
+use crate::store::RecoveryReport;
 use crate::store::{bad_key, WriterGuard};
 use crate::Store;
 
@@ -27,11 +31,39 @@ const ROOT_ENTRIES_PER_STEP: usize = 16;
 const BLOCKS_PER_ITEM: usize = 4096;
 
 impl Store {
+    /// Finishes whatever garbage collection and cleanup earlier calls left
+    /// undone: a delete whose collection failed part way, the rollback of a
+    /// failed create, bytes a failed append left past a pack's committed length.
+    /// Every writer call and every open does this first, so calling it is only
+    /// needed to free the space at once or to check that nothing is left.
+    ///
+    /// Returns what was done; [`RecoveryReport::default()`] means nothing was
+    /// left to do. Fails with `OperationFailureException` if a step fails again,
+    /// leaving the rest queued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let store = blocksnap::Store::open(dir.path())?;
+    /// store.create_disk_snapshot("disk-1", "snap-1", &[1u8; 65536][..], &[])?;
+    /// store.delete_disk_snapshot("snap-1")?;
+    /// assert_eq!(store.collect_garbage()?, blocksnap::RecoveryReport::default());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn collect_garbage(&self) -> Result<RecoveryReport> {
+        let guard = self.lock_writer_only();
+        self.finish_interrupted_work(&guard, false)
+    }
+
     /// Runs queued garbage collection to completion and returns the number of
     /// steps it took. When the queue empties, every delete waiting on it is
-    /// marked `Succeeded` in the same commit as the last step.
+    /// marked `Succeeded` in one commit after the last step.
     pub(crate) fn drain_gc(&self, guard: &WriterGuard<'_>) -> Result<u64> {
         let mut steps = 0;
+        // Snapshot ids whose DropRoot item was already checked against the live
+        // snapshot records in this drain.
+        let mut checked: HashSet<u64> = HashSet::new();
         loop {
             let next = self
                 .meta
@@ -43,7 +75,12 @@ impl Store {
             };
             let item: GcItem = codec::decode("GC queue item", &value)?;
             match item {
-                GcItem::DropRoot { snapshot_id } => self.drop_root_step(&key, snapshot_id)?,
+                GcItem::DropRoot { snapshot_id } => {
+                    if checked.insert(snapshot_id) {
+                        self.retire_live_record(snapshot_id)?;
+                    }
+                    self.drop_root_step(&key, snapshot_id)?;
+                }
                 GcItem::ReleaseBlocks { blocks } => self.release_blocks_step(&key, &blocks)?,
                 GcItem::FreeExtents { extents } => self.free_extents_step(guard, &key, &extents)?,
             }
@@ -51,6 +88,36 @@ impl Store {
         }
         self.finish_pending_deletes()?;
         Ok(steps)
+    }
+
+    /// Removes the live snapshot record with id `snapshot_id`, if there is one,
+    /// before its root is dropped: a root is only collected once its snapshot is
+    /// gone, and a listed snapshot without its root would restore as zeros.
+    ///
+    /// A delete removes the record in the commit that queues the root, and
+    /// recovery queues only roots whose create never committed. So a record
+    /// exists here only when a create failed after its snapshot commit (the
+    /// final flush failed) and its rollback queued the root. The create has
+    /// reported failure, so the snapshot goes too.
+    fn retire_live_record(&self, snapshot_id: u64) -> Result<()> {
+        for entry in self
+            .meta
+            .scan_records::<SnapshotRecord>("snapshot", &[keys::SNAPSHOT])
+        {
+            let (key, snapshot) = entry?;
+            if snapshot.id != snapshot_id {
+                continue;
+            }
+            tracing::warn!(
+                snapshot = %snapshot.name,
+                id = snapshot_id,
+                "the root of a listed snapshot is queued for collection; removing the snapshot first"
+            );
+            let mut batch = Batch::default();
+            batch.remove(key.to_vec());
+            return self.meta.commit(batch);
+        }
+        Ok(())
     }
 
     /// Drops a run of root entries of one snapshot and decrements their pages.
@@ -189,41 +256,109 @@ impl Store {
         queue_key: &[u8],
         extents: &[Extent],
     ) -> Result<()> {
-        for extent in extents {
-            self.packs.free(*extent)?;
+        // ORDER: the commit that removed these blocks from the index must be
+        // durable before their bytes are punched. Otherwise a crash could bring
+        // the block records back, pointing at zeros.
+        self.meta.flush_if_needed()?;
+        let mut punched = BTreeSet::new();
+        for (extent, blocks) in self.punch_runs(extents)? {
+            self.packs.free(extent, blocks)?;
+            punched.insert(extent.pack);
         }
+        // ORDER: the punches must be durable before the item that requests them
+        // is removed, or a power loss could leave the ranges allocated with
+        // nothing left to free them.
+        self.packs.sync_punched(&punched)?;
         let mut batch = Batch::default();
         batch.remove(queue_key.to_vec());
         self.meta.commit(batch)?;
         self.remove_empty_packs(guard)
     }
 
+    /// Groups `extents` into runs of adjacent blocks, one hole punch each. A
+    /// pack with no live block left is cut to zero bytes here instead, and
+    /// `remove_empty_packs` unlinks it. Blocks of one snapshot are appended
+    /// together, so runs are usually long.
+    fn punch_runs(&self, extents: &[Extent]) -> Result<Vec<(Extent, u64)>> {
+        let block_size = u64::from(self.config.block_size);
+        let mut by_pack: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+        for extent in extents {
+            by_pack.entry(extent.pack).or_default().push(extent.offset);
+        }
+        let mut runs = Vec::new();
+        for (pack, mut offsets) in by_pack {
+            let record = self.meta.get::<PackRecord>("pack", &keys::pack(pack))?;
+            if let Some(record) = record.filter(|record| record.live_blocks == 0) {
+                // Cutting the whole file frees every range at once.
+                if self.packs.empty_pack(pack, record.committed_len)? {
+                    continue;
+                }
+            }
+            offsets.sort_unstable();
+            offsets.dedup();
+            let mut run: Option<(Extent, u64)> = None;
+            for offset in offsets {
+                match &mut run {
+                    Some((start, blocks)) if start.offset + *blocks * block_size == offset => {
+                        *blocks += 1;
+                    }
+                    _ => {
+                        runs.extend(run.take());
+                        run = Some((Extent { pack, offset }, 1));
+                    }
+                }
+            }
+            runs.extend(run);
+        }
+        Ok(runs)
+    }
+
     /// Unlinks every pack whose records say no live block remains in it.
     pub(crate) fn remove_empty_packs(&self, _guard: &WriterGuard<'_>) -> Result<()> {
-        let mut empty = Vec::new();
+        let mut candidates = Vec::new();
         for entry in self.meta.scan_records::<PackRecord>("pack", &[keys::PACK]) {
             let (key, record) = entry?;
             if record.live_blocks == 0 {
-                empty.push(keys::trailing_u32(&key).ok_or_else(|| bad_key("pack", &key))?);
+                let pack = keys::trailing_u32(&key).ok_or_else(|| bad_key("pack", &key))?;
+                candidates.push((pack, record.committed_len));
+            }
+        }
+        // ORDER: each file is emptied durably first, so that the file a crash
+        // can leave without a record is empty, which is what the open removes.
+        let mut empty = Vec::new();
+        for (pack, committed_len) in candidates {
+            if self.packs.empty_pack(pack, committed_len)? {
+                empty.push(pack);
             }
         }
         if empty.is_empty() {
             return Ok(());
         }
-        // The record goes first: a crash after this commit leaves a file that no
-        // record names, which the next open removes.
+        // ORDER: the record goes next, and durably: a file unlinked while its
+        // record's removal is not yet durable could come back as a missing pack
+        // with live blocks.
         let mut batch = Batch::default();
         for pack in &empty {
             batch.remove(keys::pack(*pack));
         }
         self.meta.commit(batch)?;
-        for pack in empty {
-            self.packs.remove_pack(pack)?;
+        let removed = self.meta.flush().and_then(|()| {
+            for pack in empty {
+                self.packs.remove_pack(pack)?;
+            }
+            Ok(())
+        });
+        if removed.is_err() {
+            // The files whose records are gone are removed by the next
+            // reconcile: at the next writer call or open.
+            self.packs.mark_needs_reconcile();
         }
-        Ok(())
+        removed
     }
 
-    /// Marks every delete that was waiting on the queue `Succeeded`.
+    /// Marks every delete that was waiting on the queue `Succeeded`, unless its
+    /// call already recorded it `Failed`. The caller flushes before it reports
+    /// success.
     fn finish_pending_deletes(&self) -> Result<()> {
         let mut batch = Batch::default();
         for entry in self
@@ -233,8 +368,10 @@ impl Store {
             let (key, _) = entry?;
             let seq = keys::trailing_u64(&key).ok_or_else(|| bad_key("pending delete", &key))?;
             if let Some(mut operation) = self.load_operation(seq)? {
-                operation.set_status(OperationStatus::Succeeded);
-                batch.put(keys::operation(seq), &operation.record)?;
+                if operation.record.status == OperationStatus::Started.as_str() {
+                    operation.set_status(OperationStatus::Succeeded);
+                    batch.put(keys::operation(seq), &operation.record)?;
+                }
             }
             batch.remove(key.to_vec());
         }

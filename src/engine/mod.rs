@@ -7,6 +7,7 @@ pub(crate) mod identity;
 pub(crate) mod incremental;
 pub(crate) mod operations;
 pub(crate) mod query;
+pub(crate) mod repair;
 pub(crate) mod restore;
 pub(crate) mod tags;
 pub(crate) mod verify;

@@ -33,7 +33,8 @@ pub struct VerifyReport {
     /// Stored blocks that no stored page references.
     pub leaked_blocks: u64,
     /// Pages and blocks whose stored count differs from the recount, pages no
-    /// root references, and packs whose live-block count is wrong.
+    /// root references, packs whose live-block count is wrong, and blocks that
+    /// lie past their pack's committed length.
     pub refcount_mismatches: u64,
     /// Descriptions of the first problems found.
     #[serde(skip)]
@@ -63,10 +64,12 @@ impl Store {
     /// matches its hash, and nothing is stored that nothing references.
     ///
     /// Takes the writer lock, so it sees no half-done create or delete; it first
-    /// finishes any queued garbage collection. Reads every stored block once.
+    /// finishes any queued garbage collection and cleanup (see
+    /// [`Store::collect_garbage`]) and fails if that fails. Reads every stored
+    /// block once.
     pub fn verify(&self) -> Result<VerifyReport> {
-        let guard = self.lock_writer();
-        self.drain_gc(&guard)?;
+        let guard = self.lock_writer_only();
+        self.finish_interrupted_work(&guard, false)?;
         let mut report = VerifyReport::default();
 
         // Owners of roots: live snapshots, plus creates whose rollback is pending.
@@ -183,6 +186,9 @@ impl Store {
         report: &mut VerifyReport,
     ) -> Result<()> {
         let mut live_per_pack: BTreeMap<u32, u64> = BTreeMap::new();
+        // Per pack: the end of the last block that a record points at.
+        let mut end_per_pack: BTreeMap<u32, u64> = BTreeMap::new();
+        let block_size = u64::from(self.config.block_size);
         let mut seen_blocks: HashSet<BlockHash> = HashSet::new();
         let mut buffer = vec![0u8; self.config.block_size as usize];
         for entry in self.meta.scan("block", &[keys::BLOCK]) {
@@ -194,6 +200,8 @@ impl Store {
             seen_blocks.insert(hash);
             report.blocks_checked += 1;
             *live_per_pack.entry(record.pack).or_insert(0) += 1;
+            let end = end_per_pack.entry(record.pack).or_insert(0);
+            *end = (*end).max(record.offset.saturating_add(block_size));
 
             let expected = expected_blocks.get(&hash).copied().unwrap_or(0);
             if expected == 0 {
@@ -244,6 +252,15 @@ impl Store {
                 report.problem(format!(
                     "pack {pack} records {} live blocks but holds {actual}",
                     record.live_blocks
+                ));
+            }
+            let end = end_per_pack.get(&pack).copied().unwrap_or(0);
+            if end > record.committed_len {
+                // The next open would truncate these blocks away.
+                report.refcount_mismatches += 1;
+                report.problem(format!(
+                    "pack {pack} has committed length {}, but a block record points up to byte {end}",
+                    record.committed_len
                 ));
             }
         }

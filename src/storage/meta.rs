@@ -1,5 +1,9 @@
 //! Typed access to the metadata database (one sled tree, see `keys`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -7,11 +11,24 @@ use super::codec;
 use super::fault::{Faults, PersistStep};
 use crate::error::{io_failure, metadata_failure, Error, Result};
 
-/// The metadata database of a store.
-#[derive(Debug)]
+/// How long [`Meta::open`] retries a lock conflict before it reports the
+/// store in use.
+const LOCK_WAIT: Duration = Duration::from_secs(1);
+/// Pause between two attempts to take the lock.
+const LOCK_RETRY: Duration = Duration::from_millis(20);
+
+/// The metadata database of a store. Clones share the database.
+#[derive(Debug, Clone)]
 pub(crate) struct Meta {
     db: sled::Db,
     faults: Faults,
+    /// Number of commits applied since the database was opened.
+    commits: Arc<AtomicU64>,
+    /// Number of key writes and removals in those commits.
+    writes: Arc<AtomicU64>,
+    /// Value of `commits` when the last successful flush began: every commit up
+    /// to that count is durable.
+    durable_commits: Arc<AtomicU64>,
 }
 
 /// A set of writes that commit together or not at all.
@@ -45,23 +62,51 @@ impl Batch {
 }
 
 impl Meta {
+    /// Opens the database at `path`, or fails with `OperationFailureException`
+    /// if another process holds it.
+    ///
+    /// A lock conflict is retried for up to [`LOCK_WAIT`]: a handle of this
+    /// process that was just dropped keeps the lock until sled's background I/O
+    /// threads finish with the file, and a child process forked meanwhile holds
+    /// it until it executes its program.
     pub(crate) fn open(path: &std::path::Path, faults: Faults) -> Result<Meta> {
-        let db = sled::Config::new()
-            .path(path)
-            // Commits are made durable explicitly with `flush` at the points the
-            // protocol needs; background flushes only add earlier durability.
-            .flush_every_ms(Some(1000))
-            .open()
-            .map_err(|error| match error {
-                sled::Error::Io(io) if is_lock_conflict(&io) => Error::operation_failure(format!(
-                    "the store metadata at {} is in use by another process. \
-                     Stop the other blocksnap process or use another --store directory",
-                    path.display()
-                ))
-                .with_source(io),
-                other => metadata_failure(format_args!("opening {}", path.display()), other),
-            })?;
-        Ok(Meta { db, faults })
+        let started = Instant::now();
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(path)
+                // Commits are made durable explicitly with `flush` at the points the
+                // protocol needs; background flushes only add earlier durability.
+                .flush_every_ms(Some(1000))
+                .open();
+            match opened {
+                Ok(db) => break db,
+                Err(sled::Error::Io(io)) if is_lock_conflict(&io) => {
+                    if started.elapsed() < LOCK_WAIT {
+                        std::thread::sleep(LOCK_RETRY);
+                        continue;
+                    }
+                    return Err(Error::operation_failure(format!(
+                        "the store metadata at {} is in use by another process. \
+                         Stop the other blocksnap process or use another --store directory",
+                        path.display()
+                    ))
+                    .with_source(io));
+                }
+                Err(other) => {
+                    return Err(metadata_failure(
+                        format_args!("opening {}", path.display()),
+                        other,
+                    ))
+                }
+            }
+        };
+        Ok(Meta {
+            db,
+            faults,
+            commits: Arc::new(AtomicU64::new(0)),
+            writes: Arc::new(AtomicU64::new(0)),
+            durable_commits: Arc::new(AtomicU64::new(0)),
+        })
     }
 
     pub(crate) fn get<T: DeserializeOwned>(&self, what: &str, key: &[u8]) -> Result<Option<T>> {
@@ -135,20 +180,41 @@ impl Meta {
         self.faults
             .check(PersistStep::MetadataCommit)
             .map_err(|error| io_failure("committing metadata", error))?;
+        let writes = batch.writes as u64;
         self.db
             .apply_batch(batch.inner)
-            .map_err(|error| metadata_failure("committing a batch", error))
+            .map_err(|error| metadata_failure("committing a batch", error))?;
+        self.commits.fetch_add(1, Ordering::SeqCst);
+        self.writes.fetch_add(writes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Key writes and removals committed since the database was opened.
+    pub(crate) fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
     }
 
     /// Makes every commit so far durable.
     pub(crate) fn flush(&self) -> Result<()> {
+        let commits = self.commits.load(Ordering::SeqCst);
         self.faults
             .check(PersistStep::MetadataFlush)
             .map_err(|error| io_failure("flushing metadata to disk", error))?;
         self.db
             .flush()
-            .map(|_| ())
-            .map_err(|error| metadata_failure("flushing to disk", error))
+            .map_err(|error| metadata_failure("flushing to disk", error))?;
+        self.durable_commits.fetch_max(commits, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Flushes unless every commit made through this handle is durable already,
+    /// which saves an fsync where a step needs durability and an earlier step
+    /// has just provided it.
+    pub(crate) fn flush_if_needed(&self) -> Result<()> {
+        if self.durable_commits.load(Ordering::SeqCst) < self.commits.load(Ordering::SeqCst) {
+            self.flush()?;
+        }
+        Ok(())
     }
 }
 

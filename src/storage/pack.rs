@@ -8,6 +8,11 @@
 //! The metadata records for each pack how many bytes committed records may point
 //! at (`PackRecord::committed_len`); bytes past that were appended by a create that
 //! never committed and are cut off when the store opens.
+//!
+//! A pack's record is durable before its file exists, and an empty pack is cut
+//! to zero bytes before its record is removed. So a pack file that no record
+//! names is empty unless the metadata lost committed records, and the open
+//! removes only empty ones.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
@@ -18,7 +23,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use super::fault::{Faults, PersistStep};
-use super::records::Extent;
+use super::keys;
+use super::meta::{Batch, Meta};
+use super::records::{Extent, PackRecord};
 use crate::error::{io_failure, Error, Result};
 
 /// A pack is closed for appends once it reaches this size. Smaller packs let a
@@ -34,8 +41,9 @@ pub(crate) trait BlockStore: Send + Sync {
     fn sync(&self) -> Result<()>;
     /// Reads the block at `extent` into `buffer` (exactly one block long).
     fn get(&self, extent: Extent, buffer: &mut [u8]) -> Result<()>;
-    /// Gives the block's space back. Freeing a range twice is harmless.
-    fn free(&self, extent: Extent) -> Result<()>;
+    /// Gives back the space of `blocks` consecutive blocks starting at `extent`.
+    /// Freeing a range twice is harmless.
+    fn free(&self, extent: Extent, blocks: u64) -> Result<()>;
 }
 
 /// The local pack-file block store.
@@ -44,6 +52,9 @@ pub(crate) struct PackStore {
     dir: PathBuf,
     block_size: u64,
     faults: Faults,
+    /// Metadata database in which a new pack's record is committed before its
+    /// file is created.
+    meta: Meta,
     files: RwLock<HashMap<u32, Arc<File>>>,
     writer: Mutex<Writer>,
     /// Set when a failed append, truncation or unlink may have left bytes past a
@@ -62,6 +73,12 @@ struct Writer {
     dirty: BTreeSet<u32>,
     /// A pack file was created since the last sync, so the directory needs a sync too.
     directory_dirty: bool,
+    /// The metadata was flushed since the current writer call began, so the
+    /// call's pending-create marker is durable.
+    metadata_durable: bool,
+    /// Packs whose bytes past the committed length were kept at open; later
+    /// reconciles keep them too.
+    kept: BTreeSet<u32>,
 }
 
 /// What recovery found when it reconciled pack files with their records.
@@ -73,16 +90,25 @@ pub(crate) struct PackRecovery {
     pub orphan_files_removed: usize,
     /// Packs that have a record but no file.
     pub missing_packs: Vec<u32>,
+    /// Packs holding bytes past their committed length that were kept, because
+    /// no interrupted create explains them.
+    pub kept_packs: Vec<u32>,
 }
 
 impl PackStore {
-    pub(crate) fn open(dir: &Path, block_size: u32, faults: Faults) -> Result<PackStore> {
+    pub(crate) fn open(
+        dir: &Path,
+        block_size: u32,
+        faults: Faults,
+        meta: Meta,
+    ) -> Result<PackStore> {
         fs::create_dir_all(dir)
             .map_err(|error| io_failure(format_args!("creating {}", dir.display()), error))?;
         Ok(PackStore {
             dir: dir.to_path_buf(),
             block_size: u64::from(block_size),
             faults,
+            meta,
             files: RwLock::new(HashMap::new()),
             writer: Mutex::new(Writer::default()),
             needs_reconcile: AtomicBool::new(false),
@@ -126,30 +152,49 @@ impl PackStore {
         self.needs_reconcile.load(Ordering::SeqCst)
     }
 
-    fn mark_needs_reconcile(&self) {
+    /// Asks for [`PackStore::recover`] before the next create, after a step
+    /// failed part way through removing or cutting a pack.
+    pub(crate) fn mark_needs_reconcile(&self) {
         self.needs_reconcile.store(true, Ordering::SeqCst);
     }
 
-    /// Reconciles pack files with the committed pack records: truncates bytes past
-    /// each pack's committed length, removes files no record names, and picks the
-    /// pack that receives the next appends.
+    /// Reconciles pack files with the committed pack records: removes empty
+    /// files no record names, cuts bytes past each pack's committed length when
+    /// `cut_uncommitted`, and picks the pack that receives the next appends.
     ///
-    /// The caller holds the store's writer lock and no create is under way, so
-    /// every byte past a committed length and every file without a record
-    /// belongs to a create that failed or never committed. Runs at open, and
-    /// again before the next write after a failed cleanup.
-    pub(crate) fn recover(&self, records: &BTreeMap<u32, u64>) -> Result<PackRecovery> {
+    /// The caller holds the store's writer lock and no create is under way.
+    /// Bytes past a committed length belong to a create that never committed,
+    /// and the caller passes `cut_uncommitted` when it knows that: at open when
+    /// a pending-create marker is durable (the first append of a writer call
+    /// waits for it, see [`PackStore::put`]), and within a process after a
+    /// failed step set [`PackStore::needs_reconcile`]. Otherwise the bytes may
+    /// be committed blocks that a rolled-back metadata database no longer
+    /// names: they are kept and reported, and the pack gets no more appends.
+    ///
+    /// Returns a corruption error for a file that no record names but that
+    /// holds bytes: only lost metadata leaves one (see the module
+    /// documentation).
+    pub(crate) fn recover(
+        &self,
+        records: &BTreeMap<u32, u64>,
+        cut_uncommitted: bool,
+    ) -> Result<PackRecovery> {
         let mut writer = self.writer();
         // Cleared first: a step below that fails sets it again.
-        self.needs_reconcile.store(false, Ordering::SeqCst);
-        let result = self.reconcile(&mut writer, records);
+        let cut_uncommitted = cut_uncommitted || self.needs_reconcile.swap(false, Ordering::SeqCst);
+        let result = self.reconcile(&mut writer, records, cut_uncommitted);
         if result.is_err() {
             self.mark_needs_reconcile();
         }
         result
     }
 
-    fn reconcile(&self, writer: &mut Writer, records: &BTreeMap<u32, u64>) -> Result<PackRecovery> {
+    fn reconcile(
+        &self,
+        writer: &mut Writer,
+        records: &BTreeMap<u32, u64>,
+        cut_uncommitted: bool,
+    ) -> Result<PackRecovery> {
         let mut report = PackRecovery::default();
         let files = self.pack_files()?;
         // Pack ids are never reused within a process, so a queued free of a
@@ -162,9 +207,21 @@ impl PackStore {
             .unwrap_or(0)
             .max(writer.last_id);
         writer.active = None;
+        writer.metadata_durable = false;
 
         for (id, path) in &files {
+            let len = fs::metadata(path)
+                .map_err(|error| io_failure(format_args!("reading {}", path.display()), error))?
+                .len();
             let Some(&committed_len) = records.get(id) else {
+                if len > 0 {
+                    return Err(Error::corruption(format!(
+                        "pack file {} holds {len} bytes, but no pack record names it, so the metadata database \
+                         lost committed records. Restore the store directory from a copy, or move the file out \
+                         of the packs directory to give up the blocks in it",
+                        path.display()
+                    )));
+                }
                 self.files
                     .write()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -182,24 +239,35 @@ impl PackStore {
                 report.orphan_files_removed += 1;
                 continue;
             };
-            let file = self.file(*id)?;
-            let len = file
-                .metadata()
-                .map_err(|error| io_failure(format_args!("reading {}", path.display()), error))?
-                .len();
-            if len > committed_len {
-                self.faults
-                    .check(PersistStep::PackTruncate)
-                    .and_then(|()| file.set_len(committed_len))
-                    .and_then(|()| file.sync_all())
-                    .map_err(|error| {
-                        io_failure(format_args!("truncating {}", path.display()), error)
-                    })?;
-                report.truncated_bytes += len - committed_len;
+            if len <= committed_len {
+                continue;
             }
+            if !cut_uncommitted || writer.kept.contains(id) {
+                tracing::warn!(
+                    pack = id,
+                    committed_len,
+                    len,
+                    "pack holds bytes past its committed length and no create was interrupted; \
+                     keeping them, because the metadata may have lost committed records"
+                );
+                report.kept_packs.push(*id);
+                writer.kept.insert(*id);
+                continue;
+            }
+            let file = self.file(*id)?;
+            self.faults
+                .check(PersistStep::PackTruncate)
+                .and_then(|()| file.set_len(committed_len))
+                .and_then(|()| file.sync_all())
+                .map_err(|error| {
+                    io_failure(format_args!("truncating {}", path.display()), error)
+                })?;
+            report.truncated_bytes += len - committed_len;
         }
-        for id in records.keys() {
-            if !files.contains_key(id) {
+        for (id, committed_len) in records {
+            // A record without a file and without committed bytes is a pack
+            // whose creation was interrupted; it is collected as an empty pack.
+            if !files.contains_key(id) && *committed_len > 0 {
                 report.missing_packs.push(*id);
             }
         }
@@ -207,9 +275,17 @@ impl PackStore {
         writer.active = records
             .iter()
             .next_back()
-            .filter(|(id, len)| **len < MAX_PACK_BYTES && files.contains_key(id))
+            .filter(|(id, len)| {
+                **len < MAX_PACK_BYTES && files.contains_key(id) && !report.kept_packs.contains(id)
+            })
             .map(|(id, len)| (*id, *len));
         Ok(report)
+    }
+
+    /// Notes that a writer call begins: its first append makes the metadata
+    /// durable first (see [`PackStore::put`]).
+    pub(crate) fn begin_writer_call(&self) {
+        self.writer().metadata_durable = false;
     }
 
     fn file(&self, pack: u32) -> Result<Arc<File>> {
@@ -241,6 +317,20 @@ impl PackStore {
                 "the store has used every pack id. Copy the snapshots into a new store",
             )
         })?;
+        // ORDER: the record is durable before the file exists, so that a pack
+        // file without a record never holds a committed block (see the module
+        // documentation). An empty record is collected like any empty pack.
+        let mut batch = Batch::default();
+        batch.put(
+            keys::pack(id),
+            &PackRecord {
+                committed_len: 0,
+                live_blocks: 0,
+            },
+        )?;
+        self.meta.commit(batch)?;
+        writer.last_id = id;
+        self.meta.flush()?;
         let path = self.path_of(id);
         let file = OpenOptions::new()
             .read(true)
@@ -279,6 +369,36 @@ impl PackStore {
             self.mark_needs_reconcile();
         }
         truncated
+    }
+
+    /// Cuts a pack that no live block uses to zero bytes and makes that
+    /// durable, before its record is removed. Returns false, and changes
+    /// nothing, if the file holds bytes past `committed_len` that were kept
+    /// (see [`PackStore::recover`]). A missing file counts as emptied.
+    pub(crate) fn empty_pack(&self, pack: u32, committed_len: u64) -> Result<bool> {
+        let _writer = self.writer();
+        let file = match self.file(pack) {
+            Ok(file) => file,
+            Err(_) if !self.path_of(pack).exists() => return Ok(true),
+            Err(error) => return Err(error),
+        };
+        let len = file
+            .metadata()
+            .map_err(|error| io_failure(format_args!("reading pack {pack}"), error))?
+            .len();
+        if len > committed_len {
+            return Ok(false);
+        }
+        let emptied = self
+            .faults
+            .check(PersistStep::PackTruncate)
+            .and_then(|()| file.set_len(0))
+            .and_then(|()| file.sync_all());
+        if let Err(error) = emptied {
+            self.mark_needs_reconcile();
+            return Err(io_failure(format_args!("emptying pack {pack}"), error));
+        }
+        Ok(true)
     }
 
     /// Unlinks a pack that no live block uses.
@@ -333,6 +453,15 @@ impl BlockStore for PackStore {
     fn put(&self, bytes: &[u8]) -> Result<Extent> {
         debug_assert_eq!(bytes.len() as u64, self.block_size);
         let mut writer = self.writer();
+        if !writer.metadata_durable {
+            // ORDER: a create commits its pending-create marker before its
+            // first append, and this flush makes that marker durable before any
+            // uncommitted byte reaches a pack. So at open, bytes past a committed
+            // length without a durable marker are not an interrupted create's,
+            // and they are kept instead of cut.
+            self.meta.flush_if_needed()?;
+            writer.metadata_durable = true;
+        }
         let (pack, offset) = match writer.active {
             Some((id, len)) if len < MAX_PACK_BYTES => (id, len),
             _ => self.create_pack(&mut writer)?,
@@ -402,7 +531,7 @@ impl BlockStore for PackStore {
         })
     }
 
-    fn free(&self, extent: Extent) -> Result<()> {
+    fn free(&self, extent: Extent, blocks: u64) -> Result<()> {
         let file = match self.file(extent.pack) {
             Ok(file) => file,
             // A pack already unlinked has nothing left to free.
@@ -414,7 +543,7 @@ impl BlockStore for PackStore {
                 &*file,
                 rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE,
                 extent.offset,
-                self.block_size,
+                self.block_size * blocks,
             )
             .map_err(io::Error::from)
         });

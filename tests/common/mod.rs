@@ -11,13 +11,15 @@ use std::path::Path;
 use blocksnap::{Store, StoreOptions};
 
 /// Block size of the stores the tests open, the smallest a store accepts.
-pub const BLOCK: usize = 4096;
+pub const BLOCK_SIZE: u32 = 4096;
+/// [`BLOCK_SIZE`] as a length.
+pub const BLOCK: usize = BLOCK_SIZE as usize;
 
 /// Returns `len` pseudo-random bytes determined by `seed` (xorshift64*).
 /// Different seeds give different streams, so blocks cut from them are
 /// distinct with overwhelming probability.
 pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    // Scramble the seed so that small neighbouring seeds start far apart; the
+    // Scramble the seed so that small neighbouring seeds start far apart. The
     // state of xorshift must never be zero.
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
     if state == 0 {
@@ -48,7 +50,7 @@ pub fn distinct_blocks(seed: u64, blocks: usize) -> Vec<u8> {
 /// Opens (creating if needed) a store with 4 KiB blocks at `path`.
 pub fn open_store(path: &Path) -> Store {
     let options = StoreOptions {
-        block_size: Some(BLOCK as u32),
+        block_size: Some(BLOCK_SIZE),
         ..StoreOptions::default()
     };
     Store::open_with(path, options).expect("open a store with 4 KiB blocks")
@@ -105,7 +107,9 @@ pub fn operation_count(store: &Store) -> usize {
     let mut count = 0;
     let mut token: Option<String> = None;
     loop {
-        let page = store.get_operations(token.as_deref()).expect("list operations");
+        let page = store
+            .get_operations(token.as_deref())
+            .expect("list operations");
         count += page.items.len();
         match page.next_page_token {
             Some(next) => token = Some(next),
@@ -132,7 +136,10 @@ pub fn allocated_bytes(path: &Path) -> u64 {
 /// Bytes allocated by the pack files of the store at `store_path`, without
 /// the `packs` directory itself.
 pub fn pack_allocated_bytes(store_path: &Path) -> u64 {
-    pack_files(store_path).iter().map(|path| allocated_bytes(path)).sum()
+    pack_files(store_path)
+        .iter()
+        .map(|path| allocated_bytes(path))
+        .sum()
 }
 
 /// Paths of the pack files of the store at `store_path`.

@@ -155,7 +155,13 @@ pub enum Command {
         tag_keys: Vec<String>,
     },
     /// Recount every reference and re-hash every block; exits non-zero on any problem.
-    Verify,
+    Verify {
+        /// Repair what can be repaired without losing data (recount reference
+        /// counts, drop leaked blocks and unreferenced pages) and report what
+        /// cannot be (missing or corrupt blocks, by snapshot and block index).
+        #[arg(long)]
+        repair: bool,
+    },
     /// Count snapshots, pages and blocks and measure the store's size on disk.
     Stats,
 }

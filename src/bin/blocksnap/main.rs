@@ -217,7 +217,19 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             let operations = store.untag_resource(&resource_name, &tag_keys)?;
             print_json(&UntagResourceResult { operations })
         }
-        Command::Verify => {
+        Command::Verify { repair: true } => {
+            let report = store.repair()?;
+            for problem in &report.problems {
+                eprintln!("blocksnap: repair: {problem}");
+            }
+            print_json(&report)?;
+            Ok(if report.is_fully_repaired() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_VERIFY_FAILED)
+            })
+        }
+        Command::Verify { repair: false } => {
             let report = store.verify()?;
             for problem in &report.problems {
                 eprintln!("blocksnap: verify: {problem}");

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Plot the delete-scaling benchmark and fit its slopes.
+
+Reads criterion's estimates under target/criterion/delete_middle/ and the CSV
+lines (``csv,blocks,changed,metadata_writes_of_delete``) that the bench prints,
+then writes an SVG with two log-log panels (delete time and metadata writes
+against the disk size N, one line per change size d) and prints the fitted
+log-log slope of each line. A slope near 0 means the cost does not grow with N
+at a fixed d; a slope near 1 means it grows in proportion to N.
+
+Usage: cargo bench --bench delete_scaling | tee bench.log
+       python3 benches/plot_delete_scaling.py bench.log docs/delete-scaling.svg
+"""
+
+import json
+import math
+import pathlib
+import sys
+
+LABELS = ["d=1", "d=1%", "d=10%"]
+COLORS = {"d=1": "#1b6ca8", "d=1%": "#d1495b", "d=10%": "#2e933c"}
+
+
+def criterion_times(root):
+    """Returns {label: {blocks: mean seconds}} from criterion's estimates."""
+    times = {}
+    for label in LABELS:
+        folder = root / label.replace("%", "_")
+        if not folder.is_dir():
+            folder = root / label
+        for estimate in sorted(folder.glob("*/new/estimates.json")):
+            blocks = int(estimate.parent.parent.name)
+            mean_ns = json.loads(estimate.read_text())["mean"]["point_estimate"]
+            times.setdefault(label, {})[blocks] = mean_ns / 1e9
+    return times
+
+
+def metadata_writes(log_path):
+    """Returns {label: {blocks: writes}} from the bench's CSV lines."""
+    writes = {}
+    for line in pathlib.Path(log_path).read_text().splitlines():
+        parts = line.strip().split(",")
+        if len(parts) != 4 or parts[0] != "csv" or not parts[1].isdigit():
+            continue
+        blocks, changed, count = int(parts[1]), int(parts[2]), int(parts[3])
+        if changed == 1:
+            label = "d=1"
+        elif changed == blocks // 100:
+            label = "d=1%"
+        elif changed == blocks // 10:
+            label = "d=10%"
+        else:
+            continue
+        writes.setdefault(label, {})[blocks] = count
+    return writes
+
+
+def slope(points):
+    """Least-squares slope of log(y) against log(x)."""
+    xs = [math.log(x) for x, _ in points]
+    ys = [math.log(y) for _, y in points]
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    spread = sum((x - mean_x) ** 2 for x in xs)
+    if spread == 0:
+        return float("nan")
+    return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / spread
+
+
+def panel(series, title, unit, left, top, width, height):
+    """Returns SVG elements for one log-log panel."""
+    points = [(x, y) for line in series.values() for x, y in line.items() if y > 0]
+    if not points:
+        return []
+    lo_x, hi_x = min(x for x, _ in points), max(x for x, _ in points)
+    lo_y, hi_y = min(y for _, y in points), max(y for _, y in points)
+    lo_y, hi_y = lo_y / 2, hi_y * 2
+    hi_x = hi_x if hi_x > lo_x else lo_x * 2
+
+    def place(x, y):
+        px = left + (math.log(x) - math.log(lo_x)) / (math.log(hi_x) - math.log(lo_x)) * width
+        py = top + height - (math.log(y) - math.log(lo_y)) / (math.log(hi_y) - math.log(lo_y)) * height
+        return px, py
+
+    parts = [
+        f'<rect x="{left}" y="{top}" width="{width}" height="{height}" fill="none" stroke="#999"/>',
+        f'<text x="{left + width / 2}" y="{top - 10}" text-anchor="middle" font-size="14">{title}</text>',
+        f'<text x="{left + width / 2}" y="{top + height + 36}" text-anchor="middle" font-size="12">disk size N (blocks of 4 KiB, log scale)</text>',
+        f'<text x="{left - 48}" y="{top + height / 2}" text-anchor="middle" font-size="12" transform="rotate(-90 {left - 48} {top + height / 2})">{unit} (log scale)</text>',
+    ]
+    for blocks in sorted({x for x, _ in points}):
+        px, _ = place(blocks, lo_y)
+        parts.append(f'<text x="{px}" y="{top + height + 16}" text-anchor="middle" font-size="10">2^{int(math.log2(blocks))}</text>')
+    decade = 10 ** math.floor(math.log10(lo_y))
+    while decade <= hi_y:
+        if decade >= lo_y:
+            _, py = place(lo_x, decade)
+            parts.append(f'<line x1="{left}" x2="{left + width}" y1="{py}" y2="{py}" stroke="#eee"/>')
+            parts.append(f'<text x="{left - 4}" y="{py + 3}" text-anchor="end" font-size="10">{decade:g}</text>')
+        decade *= 10
+    for row, (label, line) in enumerate(sorted(series.items(), key=lambda item: LABELS.index(item[0]))):
+        coords = [place(x, y) for x, y in sorted(line.items()) if y > 0]
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+        color = COLORS[label]
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
+        for x, y in coords:
+            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}"/>')
+        fitted = slope(sorted(line.items())) if len(line) > 1 else float("nan")
+        parts.append(f'<text x="{left + 8}" y="{top + 16 + 14 * row}" font-size="11" fill="{color}">{label}: slope {fitted:.2f}</text>')
+    return parts
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    log_path, svg_path = sys.argv[1], sys.argv[2]
+    times = criterion_times(pathlib.Path("target/criterion/delete_middle"))
+    writes = metadata_writes(log_path)
+    if not times and not writes:
+        sys.exit("no results found: run `cargo bench --bench delete_scaling | tee bench.log` first")
+
+    for name, series in [("time", times), ("metadata writes", writes)]:
+        for label in LABELS:
+            line = series.get(label, {})
+            if len(line) > 1:
+                print(f"{name} {label}: log-log slope {slope(sorted(line.items())):.3f} over N = {sorted(line)}")
+
+    elements = panel(times, "delete of the middle snapshot: time", "seconds", 90, 40, 380, 300)
+    elements += panel(writes, "delete of the middle snapshot: metadata writes", "writes", 600, 40, 380, 300)
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="1020" height="400" font-family="sans-serif">'
+        '<rect width="100%" height="100%" fill="white"/>' + "".join(elements) + "</svg>\n"
+    )
+    pathlib.Path(svg_path).write_text(svg)
+    print(f"wrote {svg_path}")
+
+
+if __name__ == "__main__":
+    main()
