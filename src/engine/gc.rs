@@ -27,8 +27,11 @@ use crate::Store;
 
 /// Root entries dropped per step. Each can free a page of 1,024 blocks.
 const ROOT_ENTRIES_PER_STEP: usize = 16;
-/// Block decrements per queue item.
-const BLOCKS_PER_ITEM: usize = 4096;
+/// Block decrements per queue item: every block one step can free, so the
+/// freed ranges of a step land in one `FreeExtents` item and merge into long
+/// hole-punch runs. Split by hash order, they would interleave and each punch
+/// would cover a block or two.
+const BLOCKS_PER_ITEM: usize = ROOT_ENTRIES_PER_STEP * crate::engine::create::PAGE_ENTRIES;
 
 impl Store {
     /// Finishes whatever garbage collection and cleanup earlier calls left

@@ -21,11 +21,12 @@ pub struct Cli {
     pub store: PathBuf,
 
     /// Block size in bytes for a new store: a power of two from 4096 to 1048576
-    /// (default 65536). An existing store keeps the size it was created with.
+    /// (default 65536). For an existing store it must match the recorded size.
     #[arg(long, global = true)]
     pub block_size: Option<u32>,
 
     /// Region recorded in a new store (default us-east-1), such as eu-west-1.
+    /// For an existing store it must match the recorded region.
     #[arg(long, global = true)]
     pub region: Option<String>,
 
