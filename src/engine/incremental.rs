@@ -147,9 +147,9 @@ impl Store {
             }
             changed.insert(*index);
         }
-        // Blocks the parent does not have in full are always read.
+        // Blocks past the parent's end are always read; `run_incremental` adds
+        // them page by page so that the set stays the size of the list.
         let parent_blocks = parent_record.length.div_ceil(block_size);
-        changed.extend(parent_blocks.min(total_blocks)..total_blocks);
         if length != parent_record.length {
             changed.insert(total_blocks - 1);
             if parent_blocks > 0 && parent_blocks <= total_blocks {
@@ -346,9 +346,15 @@ fn run_incremental<R: Read + Seek>(
         let len = (total_blocks - start).min(PAGE_ENTRIES as u64);
         let parent_len = parent_blocks.saturating_sub(start).min(PAGE_ENTRIES as u64);
         let parent_page = store.root_entry(&parent, page_index)?;
-        let mut changed_here = changed.range(start..start + len).peekable();
+        let mut to_read: Vec<u64> = changed.range(start..start + len).copied().collect();
+        let tail_from = parent_blocks.max(start);
+        if tail_from < start + len {
+            to_read.extend(tail_from..start + len);
+            to_read.sort_unstable();
+            to_read.dedup();
+        }
 
-        if changed_here.peek().is_none() && parent_len == len {
+        if to_read.is_empty() && parent_len == len {
             match parent_page {
                 Some(page) => run.reuse_page(page)?,
                 None => run.page_index += 1,
@@ -359,7 +365,7 @@ fn run_incremental<R: Read + Seek>(
         let entries = store.page_entries(parent_page, len)?;
         run.parent_page = Some(entries.clone());
         run.entries = entries;
-        for &index in changed_here {
+        for index in to_read {
             let block_len =
                 usize::try_from(block_size.min(length - index * block_size)).unwrap_or(usize::MAX);
             let block = buffer.get_mut(..block_len).unwrap_or_default();

@@ -125,10 +125,16 @@ impl Store {
     ) -> Result<Vec<Operation>> {
         // Check the request before the target is created or truncated.
         let snapshot = self.prepare_restore(snapshot_name, disk_name)?;
+        self.reject_target_inside_store(path)?;
+
+        // Only a regular file is truncated, written with holes and removed on
+        // failure; a device or FIFO gets every byte, zeros included, and stays.
+        let existing = std::fs::metadata(path).ok();
+        let regular = existing.as_ref().is_none_or(std::fs::Metadata::is_file);
         let file = OpenOptions::new()
             .write(true)
             .create(true)
-            .truncate(true)
+            .truncate(regular)
             .open(path)
             .map_err(|error| {
                 io_failure(
@@ -136,6 +142,11 @@ impl Store {
                     error,
                 )
             })?;
+        if !regular {
+            let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
+            let mut target = WriterTarget(&mut writer);
+            return self.run_restore(&snapshot, disk_name, &mut target, progress);
+        }
         let mut target = SparseFileTarget { file };
         let result = self.run_restore(&snapshot, disk_name, &mut target, progress);
         if result.is_err() {
@@ -145,6 +156,34 @@ impl Store {
             }
         }
         result
+    }
+
+    /// Returns `InvalidInputException` if `path` lies inside the store's
+    /// `metadata/` or `packs/` directory, where writing would destroy the
+    /// store's own files.
+    fn reject_target_inside_store(&self, path: &Path) -> Result<()> {
+        let parent = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let (Ok(store), Ok(parent)) = (self.path.canonicalize(), parent.canonicalize()) else {
+            return Ok(());
+        };
+        let target = path
+            .file_name()
+            .map_or(parent.clone(), |name| parent.join(name));
+        let target = target.canonicalize().unwrap_or(target);
+        for own in ["metadata", "packs"] {
+            let own = store.join(own);
+            if target.starts_with(&own) {
+                return Err(Error::invalid_input(format!(
+                    "restore target {} lies inside the store's own directory {}. Write the restored disk outside it",
+                    path.display(),
+                    own.display()
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn restore(

@@ -71,6 +71,7 @@ impl Meta {
     /// it until it executes its program.
     pub(crate) fn open(path: &std::path::Path, faults: Faults) -> Result<Meta> {
         let started = Instant::now();
+        remove_empty_snapshot_temporaries(path);
         let db = loop {
             let opened = sled::Config::new()
                 .path(path)
@@ -215,6 +216,35 @@ impl Meta {
             self.flush()?;
         }
         Ok(())
+    }
+}
+
+/// Removes empty `snap.*.generating` files from the database directory.
+///
+/// sled 0.34.7 writes its snapshot to such a temporary file and renames it
+/// when complete. An open that runs out of disk space can leave it empty, and
+/// every later open then reports "empty/corrupt snapshot file" although the
+/// log is intact. An empty temporary holds nothing, so removing it is safe.
+fn remove_empty_snapshot_temporaries(path: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let empty = entry
+            .metadata()
+            .is_ok_and(|metadata| metadata.is_file() && metadata.len() == 0);
+        if name.starts_with("snap.") && name.ends_with(".generating") && empty {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::warn!(file = %entry.path().display(), "removed an empty sled snapshot left by an interrupted open");
+                }
+                Err(error) => {
+                    tracing::warn!(file = %entry.path().display(), %error, "could not remove an empty sled snapshot");
+                }
+            }
+        }
     }
 }
 

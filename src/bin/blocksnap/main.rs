@@ -28,6 +28,7 @@ const EXIT_VERIFY_FAILED: u8 = 3;
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BLOCKSNAP_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
@@ -84,6 +85,12 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 None => newest_snapshot_of(&store, &disk_name)?,
             };
             let file = File::open(&source).map_err(|error| source_error(&source, error))?;
+            if file.metadata().is_ok_and(|metadata| metadata.is_dir()) {
+                return Err(Error::invalid_input(format!(
+                    "source {} is a directory. Pass an image file or block device",
+                    source.display()
+                )));
+            }
             let reporter = progress::Reporter::new("read");
             let operations = store.create_disk_snapshot_incremental_with_progress(
                 &disk_name,
