@@ -14,6 +14,8 @@ use crate::error::{io_failure, metadata_failure, Error, Result};
 /// How long [`Meta::open`] retries a lock conflict before it reports the
 /// store in use.
 const LOCK_WAIT: Duration = Duration::from_secs(1);
+/// Upper bound of sled's page cache, in bytes.
+const CACHE_BYTES: u64 = 64 << 20;
 /// Pause between two attempts to take the lock.
 const LOCK_RETRY: Duration = Duration::from_millis(20);
 
@@ -78,6 +80,10 @@ impl Meta {
                 // Commits are made durable explicitly with `flush` at the points the
                 // protocol needs; background flushes only add earlier durability.
                 .flush_every_ms(Some(1000))
+                // sled caches up to 1 GiB by default; the metadata of a store
+                // is small and hot, so a bounded cache keeps a create's memory
+                // flat however many blocks it writes.
+                .cache_capacity(CACHE_BYTES)
                 .open();
             match opened {
                 Ok(db) => break db,
