@@ -31,7 +31,7 @@ fn to_usize(len: u64) -> usize {
     usize::try_from(len).unwrap_or(usize::MAX)
 }
 
-/// Where restored bytes go.
+/// Destination of restored bytes.
 trait Target {
     fn write_block(&mut self, bytes: &[u8]) -> std::io::Result<()>;
     /// Writes `len` zero bytes (a file target seeks over them instead).
@@ -128,7 +128,7 @@ impl Store {
         self.reject_target_inside_store(path)?;
 
         // Only a regular file is truncated, written with holes and removed on
-        // failure; a device or FIFO gets every byte, zeros included, and stays.
+        // failure. A device or FIFO gets every byte, zeros included, and stays.
         let existing = std::fs::metadata(path).ok();
         let regular = existing.as_ref().is_none_or(std::fs::Metadata::is_file);
         let file = OpenOptions::new()
