@@ -90,24 +90,13 @@ impl Store {
         tags: &[Tag],
         progress: Option<ProgressFn<'_>>,
     ) -> Result<Vec<Operation>> {
-        validate_resource_name("disk name", disk_name)?;
-        validate_resource_name("disk snapshot name", snapshot_name)?;
-        validate_tags(tags)?;
-        let tag_pairs: Vec<(String, String)> = tags
-            .iter()
-            .map(|tag| (tag.key.clone(), tag.value.clone().unwrap_or_default()))
-            .collect();
-        let request_tags: BTreeMap<String, String> = tag_pairs.iter().cloned().collect();
+        let CreateRequest {
+            tag_pairs,
+            request_tags,
+        } = validate_create(disk_name, snapshot_name, tags)?;
 
         let guard = self.lock_writer();
-        if self
-            .meta
-            .contains("snapshot", &keys::snapshot(snapshot_name))?
-        {
-            return Err(Error::invalid_input(format!(
-                "disk snapshot {snapshot_name:?} already exists. Choose another name or delete the existing snapshot first"
-            )));
-        }
+        self.ensure_name_free(snapshot_name)?;
         let snapshot_id = self.meta.next_id()?;
         self.check_access(
             "lightsail:CreateDiskSnapshot",
@@ -140,6 +129,20 @@ impl Store {
         })
     }
 
+    /// Returns `InvalidInputException` if a snapshot named `snapshot_name`
+    /// exists. Call it with the writer lock held.
+    pub(super) fn ensure_name_free(&self, snapshot_name: &str) -> Result<()> {
+        if self
+            .meta
+            .contains("snapshot", &keys::snapshot(snapshot_name))?
+        {
+            return Err(Error::invalid_input(format!(
+                "disk snapshot {snapshot_name:?} already exists. Choose another name or delete the existing snapshot first"
+            )));
+        }
+        Ok(())
+    }
+
     /// The live snapshot of `disk_name` created last, whose pages a new snapshot
     /// compares against to skip index lookups for unchanged blocks.
     pub(super) fn latest_snapshot_of(&self, disk_name: &str) -> Result<Option<SnapshotRecord>> {
@@ -159,6 +162,32 @@ impl Store {
         }
         Ok(latest)
     }
+}
+
+/// A validated create request's tags, as stored and as the policy sees them.
+pub(super) struct CreateRequest {
+    pub(super) tag_pairs: Vec<(String, String)>,
+    pub(super) request_tags: BTreeMap<String, String>,
+}
+
+/// Checks the names and tags of a create request.
+pub(super) fn validate_create(
+    disk_name: &str,
+    snapshot_name: &str,
+    tags: &[Tag],
+) -> Result<CreateRequest> {
+    validate_resource_name("disk name", disk_name)?;
+    validate_resource_name("disk snapshot name", snapshot_name)?;
+    validate_tags(tags)?;
+    let tag_pairs: Vec<(String, String)> = tags
+        .iter()
+        .map(|tag| (tag.key.clone(), tag.value.clone().unwrap_or_default()))
+        .collect();
+    let request_tags = tag_pairs.iter().cloned().collect();
+    Ok(CreateRequest {
+        tag_pairs,
+        request_tags,
+    })
 }
 
 /// Fills chunks of `chunk_bytes` from `source` (the last may be shorter) and

@@ -2,18 +2,20 @@
 //! blocks, the list of blocks that differ between two snapshots, and random
 //! access to one block (as the EBS direct APIs and qcow2 dirty bitmaps offer).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{self, Read, Seek, SeekFrom};
 
 use crate::error::{io_failure, Error, Result};
 use crate::model::{Operation, Tag};
-use crate::names::{validate_resource_name, validate_tags};
+use crate::names::validate_resource_name;
 use crate::storage::hash::{BlockHash, PageHash};
 use crate::storage::keys;
 use crate::storage::records::{PageBody, SnapshotRecord};
 use crate::Store;
 
-use super::create::{hash_block, CreateRun, ProgressFn, PAGE_ENTRIES};
+use super::create::{
+    hash_block, validate_create, CreateRequest, CreateRun, ProgressFn, PAGE_ENTRIES,
+};
 use super::delete::not_found;
 
 /// One block of a snapshot, as [`Store::read_block`] returns it.
@@ -96,25 +98,14 @@ impl Store {
         tags: &[Tag],
         progress: Option<ProgressFn<'_>>,
     ) -> Result<Vec<Operation>> {
-        validate_resource_name("disk name", disk_name)?;
-        validate_resource_name("disk snapshot name", snapshot_name)?;
+        let CreateRequest {
+            tag_pairs,
+            request_tags,
+        } = validate_create(disk_name, snapshot_name, tags)?;
         validate_resource_name("parent disk snapshot name", parent)?;
-        validate_tags(tags)?;
-        let tag_pairs: Vec<(String, String)> = tags
-            .iter()
-            .map(|tag| (tag.key.clone(), tag.value.clone().unwrap_or_default()))
-            .collect();
-        let request_tags: BTreeMap<String, String> = tag_pairs.iter().cloned().collect();
 
         let guard = self.lock_writer();
-        if self
-            .meta
-            .contains("snapshot", &keys::snapshot(snapshot_name))?
-        {
-            return Err(Error::invalid_input(format!(
-                "disk snapshot {snapshot_name:?} already exists. Choose another name or delete the existing snapshot first"
-            )));
-        }
+        self.ensure_name_free(snapshot_name)?;
         let parent_record = self
             .get_snapshot_record(parent)?
             .ok_or_else(|| not_found(parent))?;
