@@ -143,7 +143,8 @@ impl Error {
         let mut text = self.message.clone();
         let mut cause = std::error::Error::source(self);
         while let Some(inner) = cause {
-            // Messages often quote their direct cause already; say it once.
+            // Messages often quote their direct cause already, so a cause is appended
+            // only when its text is not there yet.
             let cause_text = inner.to_string();
             if !text.contains(&cause_text) {
                 text.push_str(": ");

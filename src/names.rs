@@ -3,13 +3,13 @@
 use crate::error::{Error, Result};
 use crate::model::Tag;
 
-/// Longest resource name Lightsail accepts.
+/// Maximum length of a resource name that Lightsail accepts.
 pub const MAX_NAME_LEN: usize = 255;
 /// Most tags one resource may carry.
 pub const MAX_TAGS: usize = 50;
-/// Longest tag key, in characters.
+/// Maximum length of a tag key, in characters.
 pub const MAX_TAG_KEY_LEN: usize = 128;
-/// Longest tag value, in characters.
+/// Maximum length of a tag value, in characters.
 pub const MAX_TAG_VALUE_LEN: usize = 256;
 
 fn is_word_char(c: char) -> bool {

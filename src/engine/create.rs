@@ -1,4 +1,4 @@
-//! `create_disk_snapshot`: stream a source, store the blocks nobody has yet,
+//! `create_disk_snapshot`: stream a source, store the blocks the store does not have yet,
 //! build and share pages, and commit the snapshot atomically.
 
 use std::collections::{BTreeMap, HashMap};
@@ -164,7 +164,7 @@ impl Store {
     }
 }
 
-/// A validated create request's tags, as stored and as the policy sees them.
+/// A validated create request's tags, as stored and as the policy evaluates them.
 pub(super) struct CreateRequest {
     pub(super) tag_pairs: Vec<(String, String)>,
     pub(super) request_tags: BTreeMap<String, String>,

@@ -316,7 +316,7 @@ impl Store {
         Ok(runs)
     }
 
-    /// Unlinks every pack whose records say no live block remains in it.
+    /// Unlinks every pack whose record shows no live block left in it.
     pub(crate) fn remove_empty_packs(&self, _guard: &WriterGuard<'_>) -> Result<()> {
         let mut candidates = Vec::new();
         for entry in self.meta.scan_records::<PackRecord>("pack", &[keys::PACK]) {
@@ -399,6 +399,6 @@ fn missing_page(page: &PageHash) -> Error {
 
 fn missing_pack_record(pack: u32) -> Error {
     Error::corruption(format!(
-        "pack {pack} holds a live block but has no pack record. Run `blocksnap verify`"
+        "pack {pack} contains a live block but has no pack record. Run `blocksnap verify`"
     ))
 }

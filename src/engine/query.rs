@@ -33,7 +33,7 @@ pub struct Page<T> {
     pub next_page_token: Option<String>,
 }
 
-/// What the store holds, as `blocksnap stats` prints it.
+/// Counts and sizes of a store, as `blocksnap stats` prints them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoreStats {
@@ -185,7 +185,7 @@ impl Store {
         })
     }
 
-    /// Counts what the store holds and measures its size on disk.
+    /// Counts the store's snapshots, pages and blocks and measures its size on disk.
     pub fn stats(&self) -> Result<StoreStats> {
         let mut stats = StoreStats {
             snapshots: 0,

@@ -80,7 +80,7 @@ impl Meta {
                 // Commits are made durable explicitly with `flush` at the points the
                 // protocol needs; background flushes only add earlier durability.
                 .flush_every_ms(Some(1000))
-                // sled caches up to 1 GiB by default; the metadata of a store
+                // sled caches up to 1 GiB by default. The metadata of a store
                 // is small and hot, so a bounded cache keeps a create's memory
                 // flat however many blocks it writes.
                 .cache_capacity(CACHE_BYTES)

@@ -32,7 +32,7 @@ use crate::error::{io_failure, Error, Result};
 /// file system without hole punching still get space back by unlinking packs.
 pub(crate) const MAX_PACK_BYTES: u64 = 1 << 30;
 
-/// Where block bytes are kept: the narrow interface the engine uses, so that a
+/// Block storage: the narrow interface the engine uses, so that a
 /// back end other than local pack files can be put behind it.
 pub(crate) trait BlockStore: Send + Sync {
     /// Appends one block and returns where it went. Not durable until [`BlockStore::sync`].
@@ -81,7 +81,7 @@ struct Writer {
     kept: BTreeSet<u32>,
 }
 
-/// What recovery found when it reconciled pack files with their records.
+/// Findings of the recovery that reconciles pack files with their records.
 #[derive(Debug, Default)]
 pub(crate) struct PackRecovery {
     /// Uncommitted bytes cut off the end of packs.
