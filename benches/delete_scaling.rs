@@ -3,15 +3,15 @@
 //!
 //! For each N in 2^14, 2^16, 2^18, 2^20 blocks of 4 KiB and each d in 1, 1% and
 //! 10% of N, a store holds a chain base → middle → top where each snapshot
-//! differs from the previous one in a run of d consecutive blocks (as a file
-//! system's writes tend to cluster). Scattered changes cost more: every page of
-//! 1,024 blocks that a change touches is a new page, and freeing it decrements
-//! all of its blocks, so the bound is 1,024 × (pages touched) + N / 1,024. The measured step deletes the
-//! middle snapshot (which frees exactly its d unique blocks), and the setup
-//! recreates it from the base with the changed-block API. Alongside the
-//! criterion timings, the bench prints one CSV line per case with the number of
-//! metadata writes the delete made, which `benches/plot_delete_scaling.py`
-//! turns into the plot in `docs/`.
+//! differs from the previous one in d blocks. Two layouts of the change are
+//! measured: one run of d consecutive blocks (as a file system's writes tend to
+//! cluster), and d blocks spread evenly over the disk, which touches
+//! min(d, N / 1,024) pages. The measured step deletes the middle snapshot
+//! (which frees exactly its d unique blocks), and the setup recreates it from
+//! the base with the changed-block API. Alongside the criterion timings, the
+//! bench prints one CSV line per case with the number of metadata writes the
+//! delete made, which `benches/plot_delete_scaling.py` turns into the plot in
+//! `docs/`.
 //!
 //! Run: `cargo bench --bench delete_scaling` (the largest case writes 4 GiB of
 //! block data once); `BLOCKSNAP_SCALING_MAX_LOG2=18` stops earlier.
@@ -34,23 +34,30 @@ const BLOCK: u64 = 4096;
 
 /// A synthetic disk of `blocks` blocks in which block `i` starts with `i` and
 /// the version of its last change, so every block is unique and non-zero while
-/// generating it costs almost nothing. The `changed` blocks from `first` carry
-/// `version`; the others carry version 0.
+/// generating it costs almost nothing. The `changed` blocks `first`,
+/// `first + stride`, `first + 2 × stride`, ... carry `version`; the others
+/// carry version 0.
 struct SyntheticDisk {
     blocks: u64,
     version: u64,
     first: u64,
     changed: u64,
+    stride: u64,
     position: u64,
 }
 
 impl SyntheticDisk {
     fn is_changed(&self, index: u64) -> bool {
-        self.version != 0 && (self.first..self.first + self.changed).contains(&index)
+        self.version != 0
+            && index >= self.first
+            && (index - self.first).is_multiple_of(self.stride)
+            && (index - self.first) / self.stride < self.changed
     }
 
     fn changed_indices(&self) -> Vec<u64> {
-        (self.first..self.first + self.changed).collect()
+        (0..self.changed)
+            .map(|k| self.first + k * self.stride)
+            .collect()
     }
 }
 
@@ -100,7 +107,7 @@ fn delete_scaling(c: &mut Criterion) {
     let mut group = c.benchmark_group("delete_middle");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(3));
-    println!("csv,blocks,changed,metadata_writes_of_delete");
+    println!("csv,layout,blocks,changed,metadata_writes_of_delete");
 
     for log2 in (14..=max_log2).step_by(2) {
         let blocks = 1u64 << log2;
@@ -118,27 +125,45 @@ fn delete_scaling(c: &mut Criterion) {
             version: 0,
             first: 0,
             changed: 0,
+            stride: 1,
             position: 0,
         };
         store
             .create_disk_snapshot("disk", "base", base, &[])
             .unwrap();
 
-        for (label, changed) in [("d=1", 1), ("d=1%", blocks / 100), ("d=10%", blocks / 10)] {
-            // The middle's run starts at N/2 and the top's at N/4, so each
-            // snapshot differs from its neighbours in about d blocks.
+        let cases = [
+            ("d=1", 1, false),
+            ("d=1%", blocks / 100, false),
+            ("d=10%", blocks / 10, false),
+            ("scattered-d=1%", blocks / 100, true),
+            ("scattered-d=10%", blocks / 10, true),
+        ];
+        for (label, changed, scattered) in cases {
+            // Clustered: the middle's run starts at N/2 and the top's at N/4.
+            // Scattered: both spread over the whole disk, half a stride apart.
+            // Either way each snapshot differs from its neighbours in about d
+            // blocks.
+            let (stride, middle_first, top_first) = if scattered {
+                let stride = blocks / changed;
+                (stride, 0, stride / 2)
+            } else {
+                (1, blocks / 2, blocks / 4)
+            };
             let middle = |position| SyntheticDisk {
                 blocks,
                 version: 1,
-                first: blocks / 2,
+                first: middle_first,
                 changed,
+                stride,
                 position,
             };
             let top = SyntheticDisk {
                 blocks,
                 version: 2,
-                first: blocks / 4,
+                first: top_first,
                 changed,
+                stride,
                 position: 0,
             };
             let middle_changes = middle(0).changed_indices();
@@ -164,8 +189,9 @@ fn delete_scaling(c: &mut Criterion) {
 
             let writes_before = store.metadata_writes();
             store.delete_disk_snapshot("middle").unwrap();
+            let layout = if scattered { "scattered" } else { "clustered" };
             println!(
-                "csv,{blocks},{changed},{}",
+                "csv,{layout},{blocks},{changed},{}",
                 store.metadata_writes() - writes_before
             );
 

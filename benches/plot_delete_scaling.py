@@ -2,11 +2,13 @@
 """Plot the delete-scaling benchmark and fit its slopes.
 
 Reads criterion's estimates under target/criterion/delete_middle/ and the CSV
-lines (``csv,blocks,changed,metadata_writes_of_delete``) that the bench prints,
-then writes an SVG with two log-log panels (delete time and metadata writes
-against the disk size N, one line per change size d) and prints the fitted
-log-log slope of each line. A slope near 0 means the cost does not grow with N
-at a fixed d; a slope near 1 means it grows in proportion to N.
+lines (``csv,layout,blocks,changed,metadata_writes_of_delete``) that the bench
+prints, then writes an SVG with two log-log panels (delete time and metadata
+writes against the disk size N, one line per change size d and layout) and
+prints the fitted log-log slope of each line. A slope near 0 means the cost
+does not grow with N at a fixed d; a slope near 1 means it grows in proportion
+to N. It also prints the least-squares fit of the writes to
+a * d + b * (N / 1024) + c over every case.
 
 Usage: cargo bench --bench delete_scaling | tee bench.log
        python3 benches/plot_delete_scaling.py bench.log docs/delete-scaling.svg
@@ -17,8 +19,14 @@ import math
 import pathlib
 import sys
 
-LABELS = ["d=1", "d=1%", "d=10%"]
-COLORS = {"d=1": "#1b6ca8", "d=1%": "#d1495b", "d=10%": "#2e933c"}
+LABELS = ["d=1", "d=1%", "d=10%", "scattered-d=1%", "scattered-d=10%"]
+COLORS = {
+    "d=1": "#1b6ca8",
+    "d=1%": "#d1495b",
+    "d=10%": "#2e933c",
+    "scattered-d=1%": "#e09f3e",
+    "scattered-d=10%": "#7b2cbf",
+}
 
 
 def criterion_times(root):
@@ -36,13 +44,14 @@ def criterion_times(root):
 
 
 def metadata_writes(log_path):
-    """Returns {label: {blocks: writes}} from the bench's CSV lines."""
-    writes = {}
+    """Returns ({label: {blocks: writes}}, [(blocks, changed, writes)])."""
+    writes, cases = {}, []
     for line in pathlib.Path(log_path).read_text().splitlines():
         parts = line.strip().split(",")
-        if len(parts) != 4 or parts[0] != "csv" or not parts[1].isdigit():
+        if len(parts) != 5 or parts[0] != "csv" or not parts[2].isdigit():
             continue
-        blocks, changed, count = int(parts[1]), int(parts[2]), int(parts[3])
+        layout = parts[1]
+        blocks, changed, count = int(parts[2]), int(parts[3]), int(parts[4])
         if changed == 1:
             label = "d=1"
         elif changed == blocks // 100:
@@ -51,8 +60,29 @@ def metadata_writes(log_path):
             label = "d=10%"
         else:
             continue
+        if layout == "scattered":
+            label = "scattered-" + label
         writes.setdefault(label, {})[blocks] = count
-    return writes
+        cases.append((blocks, changed, count))
+    return writes, cases
+
+
+def fit_linear(cases):
+    """Least-squares (a, b, c) of writes = a * d + b * (N / 1024) + c."""
+    rows = [(float(d), n / 1024.0, 1.0) for n, d, _ in cases]
+    ys = [float(w) for _, _, w in cases]
+    # Normal equations, solved by Gaussian elimination on the 3x3 system.
+    m = [[sum(r[i] * r[j] for r in rows) for j in range(3)] + [sum(r[i] * y for r, y in zip(rows, ys))] for i in range(3)]
+    for col in range(3):
+        pivot = max(range(col, 3), key=lambda row: abs(m[row][col]))
+        m[col], m[pivot] = m[pivot], m[col]
+        if m[col][col] == 0:
+            return None
+        for row in range(3):
+            if row != col:
+                factor = m[row][col] / m[col][col]
+                m[row] = [a - factor * b for a, b in zip(m[row], m[col])]
+    return tuple(m[i][3] / m[i][i] for i in range(3))
 
 
 def slope(points):
@@ -101,7 +131,8 @@ def panel(series, title, unit, left, top, width, height):
         coords = [place(x, y) for x, y in sorted(line.items()) if y > 0]
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
         color = COLORS[label]
-        parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
+        dash = ' stroke-dasharray="6 4"' if label.startswith("scattered") else ""
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
         for x, y in coords:
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{color}"/>')
         fitted = slope(sorted(line.items())) if len(line) > 1 else float("nan")
@@ -114,7 +145,7 @@ def main():
         sys.exit(__doc__)
     log_path, svg_path = sys.argv[1], sys.argv[2]
     times = criterion_times(pathlib.Path("target/criterion/delete_middle"))
-    writes = metadata_writes(log_path)
+    writes, cases = metadata_writes(log_path)
     if not times and not writes:
         sys.exit("no results found: run `cargo bench --bench delete_scaling | tee bench.log` first")
 
@@ -123,6 +154,11 @@ def main():
             line = series.get(label, {})
             if len(line) > 1:
                 print(f"{name} {label}: log-log slope {slope(sorted(line.items())):.3f} over N = {sorted(line)}")
+
+    fitted = fit_linear(cases) if len(cases) >= 3 else None
+    if fitted:
+        a, b, c = fitted
+        print(f"metadata writes ~= {a:.2f} * d + {b:.2f} * (N / 1024) + {c:.0f} over {len(cases)} cases")
 
     elements = panel(times, "delete of the middle snapshot: time", "seconds", 90, 40, 380, 300)
     elements += panel(writes, "delete of the middle snapshot: metadata writes", "writes", 600, 40, 380, 300)

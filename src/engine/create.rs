@@ -10,18 +10,18 @@ use rayon::prelude::*;
 use crate::error::{io_failure, Error, Result};
 use crate::model::{Operation, OperationStatus, OperationType, ResourceType, Tag, Timestamp};
 use crate::names::{validate_resource_name, validate_tags};
-use crate::storage::codec;
 use crate::storage::hash::{BlockHash, PageHash};
 use crate::storage::keys;
 use crate::storage::meta::Batch;
 use crate::storage::pack::BlockStore;
 use crate::storage::records::{
-    BlockRecord, Extent, GcItem, PackRecord, PageBody, PageCount, PendingCreate, SnapshotRecord,
+    BlockRecord, Extent, GcItem, PackRecord, PageCount, PendingCreate, SnapshotRecord,
 };
 use crate::store::WriterGuard;
 use crate::Store;
 
 use super::operations::PendingOperation;
+use super::pages::{page_hash, stage_stored_page, stored_form, ResolvedPage};
 
 /// Number of block hashes in a full page.
 pub const PAGE_ENTRIES: usize = 1024;
@@ -237,8 +237,8 @@ pub(super) struct CreateRun<'a> {
     pub(super) page_index: u64,
     /// Block hashes of the page being filled.
     pub(super) entries: Vec<BlockHash>,
-    /// The parent's entries for the same page, when it has that page.
-    pub(super) parent_page: Option<Vec<BlockHash>>,
+    /// The parent's page at the same index, when it has that page.
+    pub(super) parent_page: Option<ResolvedPage>,
     /// Blocks appended for the page being filled and not yet committed.
     pub(super) new_blocks: HashMap<BlockHash, Extent>,
     /// Per pack: end offset of the uncommitted appends and how many blocks they are.
@@ -400,7 +400,7 @@ impl<'a> CreateRun<'a> {
             || self
                 .parent_page
                 .as_ref()
-                .and_then(|page| page.get(position))
+                .and_then(|page| page.entries.get(position))
                 .is_some_and(|parent| *parent == hash)
             || self.new_blocks.contains_key(&hash)
             || self.store.meta.contains("block", &keys::block(&hash))?;
@@ -463,13 +463,7 @@ impl<'a> CreateRun<'a> {
             return Ok(());
         };
         let page = super::gc::page_hash_from(&keys::root(parent.id, self.page_index), &value)?;
-        if let Some(body) = self
-            .store
-            .meta
-            .get::<PageBody>("page", &keys::page_body(&page))?
-        {
-            self.parent_page = Some(body.entries);
-        }
+        self.parent_page = self.store.resolve_page(&page)?;
         Ok(())
     }
 
@@ -485,9 +479,7 @@ impl<'a> CreateRun<'a> {
         }
 
         let store = self.store;
-        let body = PageBody { entries };
-        let encoded = codec::encode(&body)?;
-        let page = PageHash::of(&encoded);
+        let (page, _) = page_hash(&entries)?;
         let mut batch = Batch::default();
         if let Some(count) = store
             .meta
@@ -506,9 +498,10 @@ impl<'a> CreateRun<'a> {
                 .ok_or_else(|| count_overflow(&page.to_hex()))?;
             batch.put(keys::page_count(&page), &PageCount { refcount })?;
         } else {
-            batch.put_raw(keys::page_body(&page), &encoded);
+            let form = stored_form(&entries, self.parent_page.as_ref());
+            stage_stored_page(&mut batch, &page, &form)?;
             batch.put(keys::page_count(&page), &PageCount { refcount: 1 })?;
-            self.stage_block_references(&mut batch, &body.entries)?;
+            self.stage_block_references(&mut batch, form.block_refs())?;
         }
         batch.put_raw(keys::root(self.snapshot_id, page_index), page.as_bytes());
         store.meta.commit(batch)?;
@@ -517,12 +510,16 @@ impl<'a> CreateRun<'a> {
         Ok(())
     }
 
-    /// Adds one block reference per occurrence in a newly stored page, inserting
-    /// the index entries of blocks appended for it.
-    fn stage_block_references(&self, batch: &mut Batch, entries: &[BlockHash]) -> Result<()> {
+    /// Adds the block references of a newly stored page's form, one per
+    /// occurrence, inserting the index entries of blocks appended for it.
+    fn stage_block_references<'b>(
+        &self,
+        batch: &mut Batch,
+        refs: impl Iterator<Item = &'b BlockHash>,
+    ) -> Result<()> {
         let store = self.store;
         let mut occurrences: HashMap<BlockHash, u64> = HashMap::new();
-        for hash in entries.iter().filter(|hash| !hash.is_zero()) {
+        for hash in refs {
             *occurrences.entry(*hash).or_insert(0) += 1;
         }
         for (hash, count) in occurrences {

@@ -19,7 +19,7 @@ use crate::storage::keys;
 use crate::storage::meta::Batch;
 use crate::storage::pack::BlockStore;
 use crate::storage::records::{
-    BlockRecord, Extent, GcItem, PackRecord, PageBody, PageCount, PendingDelete, SnapshotRecord,
+    BlockRecord, Extent, GcItem, PackRecord, PageCount, PendingDelete, SnapshotRecord,
 };
 use crate::store::RecoveryReport;
 use crate::store::{bad_key, WriterGuard};
@@ -86,6 +86,7 @@ impl Store {
                 }
                 GcItem::ReleaseBlocks { blocks } => self.release_blocks_step(&key, &blocks)?,
                 GcItem::FreeExtents { extents } => self.free_extents_step(guard, &key, &extents)?,
+                GcItem::FreePages { pages } => self.free_pages_step(&key, &pages)?,
             }
             steps += 1;
         }
@@ -145,7 +146,7 @@ impl Store {
             return self.meta.commit(batch);
         }
 
-        let mut block_releases: HashMap<BlockHash, u32> = HashMap::new();
+        let mut freed = Vec::new();
         for (page, decrement) in page_decrements {
             let count = self
                 .meta
@@ -165,20 +166,63 @@ impl Store {
                         refcount: remaining,
                     },
                 )?;
-                continue;
+            } else {
+                batch.remove(keys::page_count(&page));
+                freed.push(page);
             }
-            let body = self
-                .meta
-                .get::<PageBody>("page", &keys::page_body(&page))?
-                .ok_or_else(|| missing_page(&page))?;
-            for block in body.entries.iter().filter(|block| !block.is_zero()) {
-                *block_releases.entry(*block).or_insert(0) += 1;
-            }
-            batch.remove(keys::page_count(&page));
-            batch.remove(keys::page_body(&page));
+        }
+        if !freed.is_empty() {
+            batch.put(
+                keys::gc_item(self.meta.next_id()?),
+                &GcItem::FreePages { pages: freed },
+            )?;
+        }
+        self.meta.commit(batch)
+    }
+
+    /// Removes pages whose counts reached zero, re-expressing the delta pages
+    /// based on them, and queues the block decrements. Pages that cannot join
+    /// this step go back into the queue as a new item.
+    fn free_pages_step(&self, queue_key: &[u8], pages: &[PageHash]) -> Result<()> {
+        let mut batch = Batch::default();
+        let mut block_changes: HashMap<BlockHash, i64> = HashMap::new();
+        let done = self.free_pages_batch(&mut batch, pages, &mut block_changes)?;
+        batch.remove(queue_key.to_vec());
+        if let Some(rest) = pages.get(done..).filter(|rest| !rest.is_empty()) {
+            batch.put(
+                keys::gc_item(self.meta.next_id()?),
+                &GcItem::FreePages {
+                    pages: rest.to_vec(),
+                },
+            )?;
         }
 
-        let mut releases: Vec<(BlockHash, u32)> = block_releases.into_iter().collect();
+        let mut releases: Vec<(BlockHash, u32)> = Vec::new();
+        for (block, change) in block_changes {
+            if change > 0 {
+                // A block the freed page held is now held by a re-expressed
+                // dependent as well; its count is at least one until the
+                // decrements queued here run.
+                let record = self
+                    .meta
+                    .get::<BlockRecord>("block", &keys::block(&block))?
+                    .ok_or_else(|| missing_block(&block))?;
+                let refcount = record
+                    .refcount
+                    .checked_add(change.unsigned_abs())
+                    .ok_or_else(|| {
+                        Error::corruption(format!(
+                            "block {block} has reference count {} and cannot take {change} more. \
+                             Run `blocksnap verify`",
+                            record.refcount
+                        ))
+                    })?;
+                batch.put(keys::block(&block), &BlockRecord { refcount, ..record })?;
+            } else if change < 0 {
+                let decrement = u32::try_from(change.unsigned_abs()).unwrap_or(u32::MAX);
+                releases.push((block, decrement));
+            }
+        }
         releases.sort_unstable();
         for chunk in releases.chunks(BLOCKS_PER_ITEM) {
             batch.put(
@@ -201,12 +245,7 @@ impl Store {
             let record = self
                 .meta
                 .get::<BlockRecord>("block", &keys::block(hash))?
-                .ok_or_else(|| {
-                    Error::corruption(format!(
-                        "block {hash} is referenced by a page being collected but is not in the block index. \
-                         Run `blocksnap verify`"
-                    ))
-                })?;
+                .ok_or_else(|| missing_block(hash))?;
             let remaining = record.refcount.checked_sub(u64::from(*decrement)).ok_or_else(|| {
                 Error::corruption(format!(
                     "block {hash} has reference count {} but {decrement} references are being dropped. \
@@ -394,6 +433,13 @@ pub(crate) fn page_hash_from(key: &[u8], value: &[u8]) -> Result<PageHash> {
 fn missing_page(page: &PageHash) -> Error {
     Error::corruption(format!(
         "page {page} is referenced by a snapshot root but is not stored. Run `blocksnap verify`"
+    ))
+}
+
+fn missing_block(block: &BlockHash) -> Error {
+    Error::corruption(format!(
+        "block {block} is referenced by a page being collected but is not in the block index. \
+         Run `blocksnap verify`"
     ))
 }
 

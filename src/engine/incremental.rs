@@ -10,7 +10,7 @@ use crate::model::{Operation, Tag};
 use crate::names::validate_resource_name;
 use crate::storage::hash::{BlockHash, PageHash};
 use crate::storage::keys;
-use crate::storage::records::{PageBody, SnapshotRecord};
+use crate::storage::records::SnapshotRecord;
 use crate::Store;
 
 use super::create::{
@@ -301,10 +301,10 @@ impl Store {
         let Some(page) = page else {
             return Ok(vec![BlockHash::ZERO; len]);
         };
-        let body = self.meta.get::<PageBody>("page", &keys::page_body(&page))?.ok_or_else(|| {
-            Error::corruption(format!("page {page} is referenced by a snapshot but not stored. Run `blocksnap verify`"))
-        })?;
-        let mut entries = body.entries;
+        let resolved = self
+            .resolve_page(&page)?
+            .ok_or_else(|| missing_page(&page))?;
+        let mut entries = resolved.entries;
         entries.resize(len, BlockHash::ZERO);
         Ok(entries)
     }
@@ -353,8 +353,20 @@ fn run_incremental<R: Read + Seek>(
             continue;
         }
 
-        let entries = store.page_entries(parent_page, len)?;
-        run.parent_page = Some(entries.clone());
+        let parent_resolved = match parent_page {
+            Some(page) => Some(
+                store
+                    .resolve_page(&page)?
+                    .ok_or_else(|| missing_page(&page))?,
+            ),
+            None => None,
+        };
+        let mut entries = parent_resolved
+            .as_ref()
+            .map(|parent| parent.entries.clone())
+            .unwrap_or_default();
+        entries.resize(usize::try_from(len).unwrap_or(usize::MAX), BlockHash::ZERO);
+        run.parent_page = parent_resolved;
         run.entries = entries;
         for index in to_read {
             let block_len =
@@ -379,6 +391,12 @@ fn run_incremental<R: Read + Seek>(
     }
     run.length = length;
     run.commit_snapshot(tags)
+}
+
+fn missing_page(page: &PageHash) -> Error {
+    Error::corruption(format!(
+        "page {page} is referenced by a snapshot but not stored. Run `blocksnap verify`"
+    ))
 }
 
 fn read_failure(snapshot_name: &str, index: u64, error: io::Error) -> Error {

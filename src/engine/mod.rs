@@ -6,6 +6,7 @@ pub(crate) mod gc;
 pub(crate) mod identity;
 pub(crate) mod incremental;
 pub(crate) mod operations;
+pub(crate) mod pages;
 pub(crate) mod query;
 pub(crate) mod repair;
 pub(crate) mod restore;

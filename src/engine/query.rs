@@ -203,9 +203,11 @@ impl Store {
             stats.snapshots += 1;
             stats.logical_bytes += record.length;
         }
-        for entry in self.meta.scan("page", &[keys::PAGE_BODY]) {
-            entry?;
-            stats.pages += 1;
+        for family in [keys::PAGE_BODY, keys::PAGE_DELTA] {
+            for entry in self.meta.scan("page", &[family]) {
+                entry?;
+                stats.pages += 1;
+            }
         }
         for entry in self.meta.scan("block", &[keys::BLOCK]) {
             entry?;

@@ -19,12 +19,14 @@ use crate::storage::keys;
 use crate::storage::meta::Batch;
 use crate::storage::pack::BlockStore;
 use crate::storage::records::{
-    BlockRecord, Extent, GcItem, PackRecord, PageBody, PageCount, PendingCreate, SnapshotRecord,
+    BlockRecord, Extent, GcItem, PackRecord, PageBody, PageCount, PageDelta, PendingCreate,
+    SnapshotRecord,
 };
 use crate::store::bad_key;
 use crate::Store;
 
 use super::create::PAGE_ENTRIES;
+use super::pages::StoredPage;
 
 /// Maximum number of problem descriptions kept in a [`RepairReport`]. The
 /// counters go on past it.
@@ -311,65 +313,93 @@ impl Store {
         Ok(expected_pages)
     }
 
-    /// Fixes page counts, removes pages no root names, and returns the number
-    /// of references each block should have.
+    /// Fixes page counts and delta-page edges, removes pages that no root
+    /// needs, and returns the number of references each block should have.
+    ///
+    /// A page is needed when a root entry names it or a needed delta page is
+    /// based on it. A needed page that no root entry names is queued for
+    /// freeing, which re-expresses the delta pages based on it.
     fn repair_pages(
         &self,
         expected_pages: &HashMap<PageHash, u64>,
         plan: &mut Plan,
         report: &mut RepairReport,
     ) -> Result<HashMap<BlockHash, u64>> {
+        let stored = self.repair_scan_pages(plan, report)?;
+
+        // Needed pages: the closure of the root-named pages over delta bases.
+        let mut needed: HashSet<PageHash> = HashSet::new();
+        let mut pending: Vec<PageHash> = expected_pages.keys().copied().collect();
+        while let Some(page) = pending.pop() {
+            if !needed.insert(page) {
+                continue;
+            }
+            if let Some(Some(form)) = stored.get(&page) {
+                pending.extend(form.base());
+            }
+        }
+
         let mut expected_blocks: HashMap<BlockHash, u64> = HashMap::new();
-        let mut stored_pages: HashSet<PageHash> = HashSet::new();
-        for entry in self.meta.scan("page", &[keys::PAGE_BODY]) {
-            let (key, encoded) = entry?;
-            let Some(hash) = keys::trailing_hash(&key) else {
-                plan.batch.remove(key.to_vec());
-                report.unreferenced_pages_removed += 1;
-                continue;
-            };
-            let page = PageHash::from_bytes(hash);
-            stored_pages.insert(page);
-            let expected = expected_pages.get(&page).copied().unwrap_or(0);
-            if expected == 0 {
-                plan.batch.remove(keys::page_body(&page));
-                plan.batch.remove(keys::page_count(&page));
+        let mut expected_edges: HashSet<(PageHash, PageHash)> = HashSet::new();
+        let mut unnamed = Vec::new();
+        for (page, form) in &stored {
+            if !needed.contains(page) {
+                plan.batch.remove(keys::page_body(page));
+                plan.batch.remove(keys::page_delta(page));
+                plan.batch.remove(keys::page_count(page));
                 report.unreferenced_pages_removed += 1;
                 continue;
             }
-
-            let intact = PageHash::of(&encoded) == page;
-            match codec::decode::<PageBody>("page", &encoded) {
-                Ok(body) => {
-                    // A damaged page that still decodes keeps every block it
-                    // names: which of its entries are wrong is unknown.
-                    for block in body.entries.iter().filter(|block| !block.is_zero()) {
-                        *expected_blocks.entry(*block).or_insert(0) += 1;
-                    }
+            if let Some(form) = form {
+                // A damaged page that still decodes keeps every block it
+                // names: which of its entries are wrong is unknown.
+                for block in form.block_refs() {
+                    *expected_blocks.entry(*block).or_insert(0) += 1;
                 }
-                Err(error) => report.problem(format!("page {page}: {error}")),
+                if let Some(base) = form.base() {
+                    expected_edges.insert((base, *page));
+                }
             }
-            if !intact {
-                plan.damage.pages.insert(page);
+            if form.is_none() || self.resolve_page(page).is_err() {
+                plan.damage.pages.insert(*page);
                 report.corrupt_blocks += 1;
-                report.problem(format!("page {page} does not match its hash"));
+                report.problem(format!(
+                    "page {page} does not decode, does not match its hash or misses a base"
+                ));
             }
 
-            let stored = self
+            let expected = expected_pages.get(page).copied().unwrap_or(0);
+            if expected == 0 {
+                unnamed.push(*page);
+            }
+            let stored_count = self
                 .meta
-                .get::<PageCount>("page count", &keys::page_count(&page))
+                .get::<PageCount>("page count", &keys::page_count(page))
                 .ok()
                 .flatten()
                 .map(|count| count.refcount);
-            if stored != Some(expected) {
-                plan.batch
-                    .put(keys::page_count(&page), &PageCount { refcount: expected })?;
+            if expected == 0 && stored_count.is_some() {
+                plan.batch.remove(keys::page_count(page));
                 report.page_counts_fixed += 1;
                 report.problem(format!(
-                    "page {page} had count {stored:?}; {expected} root entries name it"
+                    "page {page} had count {stored_count:?}; no root entry names it, only delta pages"
+                ));
+            } else if expected > 0 && stored_count != Some(expected) {
+                plan.batch
+                    .put(keys::page_count(page), &PageCount { refcount: expected })?;
+                report.page_counts_fixed += 1;
+                report.problem(format!(
+                    "page {page} had count {stored_count:?}; {expected} root entries name it"
                 ));
             }
         }
+        if !unnamed.is_empty() {
+            plan.batch.put(
+                keys::gc_item(self.meta.next_id()?),
+                &GcItem::FreePages { pages: unnamed },
+            )?;
+        }
+        self.repair_page_edges(&expected_edges, plan, report)?;
 
         for entry in self.meta.scan("page count", &[keys::PAGE_COUNT]) {
             let (key, _) = entry?;
@@ -379,13 +409,13 @@ impl Store {
                 continue;
             };
             let page = PageHash::from_bytes(hash);
-            if !stored_pages.contains(&page) && !expected_pages.contains_key(&page) {
+            if !stored.contains_key(&page) && !expected_pages.contains_key(&page) {
                 plan.batch.remove(key.to_vec());
                 report.page_counts_fixed += 1;
             }
         }
         for (page, expected) in expected_pages {
-            if !stored_pages.contains(page) {
+            if !stored.contains_key(page) {
                 plan.damage.pages.insert(*page);
                 report.missing_blocks += 1;
                 report.problem(format!(
@@ -394,6 +424,85 @@ impl Store {
             }
         }
         Ok(expected_blocks)
+    }
+
+    /// Reads every stored page in both forms. A page that does not decode maps
+    /// to `None`. Keys that are not page keys, and the delta form of a page
+    /// that is also stored full, are removed.
+    fn repair_scan_pages(
+        &self,
+        plan: &mut Plan,
+        report: &mut RepairReport,
+    ) -> Result<HashMap<PageHash, Option<StoredPage>>> {
+        let mut stored: HashMap<PageHash, Option<StoredPage>> = HashMap::new();
+        for entry in self.meta.scan("page", &[keys::PAGE_BODY]) {
+            let (key, encoded) = entry?;
+            let Some(hash) = keys::trailing_hash(&key).filter(|_| key.len() == 1 + HASH_LEN) else {
+                plan.batch.remove(key.to_vec());
+                report.unreferenced_pages_removed += 1;
+                continue;
+            };
+            let page = PageHash::from_bytes(hash);
+            let form = match codec::decode::<PageBody>("page", &encoded) {
+                Ok(body) => Some(StoredPage::Full(body)),
+                Err(error) => {
+                    report.problem(format!("page {page}: {error}"));
+                    None
+                }
+            };
+            stored.insert(page, form);
+        }
+        for entry in self.meta.scan("delta page", &[keys::PAGE_DELTA]) {
+            let (key, encoded) = entry?;
+            let Some(hash) = keys::trailing_hash(&key).filter(|_| key.len() == 1 + HASH_LEN) else {
+                plan.batch.remove(key.to_vec());
+                report.unreferenced_pages_removed += 1;
+                continue;
+            };
+            let page = PageHash::from_bytes(hash);
+            if stored.contains_key(&page) {
+                plan.batch.remove(key.to_vec());
+                report.problem(format!("page {page} was stored both full and as a delta"));
+                continue;
+            }
+            let form = match codec::decode::<PageDelta>("delta page", &encoded) {
+                Ok(delta) => Some(StoredPage::Delta(delta)),
+                Err(error) => {
+                    report.problem(format!("page {page}: {error}"));
+                    None
+                }
+            };
+            stored.insert(page, form);
+        }
+        Ok(stored)
+    }
+
+    /// Makes the edge keys exactly `expected`: (base, delta page) pairs.
+    fn repair_page_edges(
+        &self,
+        expected: &HashSet<(PageHash, PageHash)>,
+        plan: &mut Plan,
+        report: &mut RepairReport,
+    ) -> Result<()> {
+        let mut present = HashSet::new();
+        for entry in self.meta.scan("page edge", &[keys::PAGE_EDGE]) {
+            let (key, _) = entry?;
+            if let Some(edge) = keys::parse_page_edge(&key).filter(|edge| expected.contains(edge)) {
+                present.insert(edge);
+            } else {
+                plan.batch.remove(key.to_vec());
+                report.page_counts_fixed += 1;
+                report.problem("an edge key named no stored delta page".to_owned());
+            }
+        }
+        for (base, delta) in expected.difference(&present) {
+            plan.batch.put_raw(keys::page_edge(base, delta), &[]);
+            report.page_counts_fixed += 1;
+            report.problem(format!(
+                "delta page {delta} had no edge from its base {base}"
+            ));
+        }
+        Ok(())
     }
 
     /// Fixes block counts, removes blocks no page names (unless
@@ -569,7 +678,11 @@ impl Store {
             let (key, value) = entry?;
             match codec::decode::<GcItem>("GC queue item", &value) {
                 Ok(GcItem::FreeExtents { extents }) => pending.extend(extents),
-                Ok(GcItem::DropRoot { .. } | GcItem::ReleaseBlocks { .. }) => {}
+                Ok(
+                    GcItem::DropRoot { .. }
+                    | GcItem::ReleaseBlocks { .. }
+                    | GcItem::FreePages { .. },
+                ) => {}
                 Err(error) => report.problem(format!("a GC queue item was dropped: {error}")),
             }
             plan.batch.remove(key.to_vec());
@@ -616,15 +729,16 @@ impl Store {
                     } else if damage.blocks.is_empty() {
                         Vec::new()
                     } else {
-                        let body = self.meta.get::<PageBody>("page", &keys::page_body(&page))?;
-                        body.map(|body| {
-                            (first..)
-                                .zip(body.entries)
-                                .filter(|(_, block)| damage.blocks.contains(block))
-                                .map(|(index, _)| index)
-                                .collect()
-                        })
-                        .unwrap_or_default()
+                        let resolved = self.resolve_page(&page).ok().flatten();
+                        resolved
+                            .map(|resolved| {
+                                (first..)
+                                    .zip(resolved.entries)
+                                    .filter(|(_, block)| damage.blocks.contains(block))
+                                    .map(|(index, _)| index)
+                                    .collect()
+                            })
+                            .unwrap_or_default()
                     }
                 }
             };

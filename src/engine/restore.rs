@@ -10,11 +10,11 @@ use rayon::prelude::*;
 use crate::error::{io_failure, Error, Result};
 use crate::model::{Operation, OperationStatus, OperationType, ResourceType};
 use crate::names::validate_resource_name;
-use crate::storage::hash::{BlockHash, PageHash};
+use crate::storage::hash::BlockHash;
 use crate::storage::keys;
 use crate::storage::meta::Batch;
 use crate::storage::pack::BlockStore;
-use crate::storage::records::{BlockRecord, Extent, PageBody, SnapshotRecord};
+use crate::storage::records::{BlockRecord, Extent, SnapshotRecord};
 use crate::Store;
 
 use super::create::{ProgressFn, PAGE_ENTRIES};
@@ -331,28 +331,29 @@ impl Store {
             return Ok(None);
         };
         let page = super::gc::page_hash_from(&root_key, &value)?;
-        let Some(encoded) = self.meta.get_raw("page", &keys::page_body(&page))? else {
-            self.ensure_still_live(snapshot)?;
-            return Err(Error::corruption(format!(
-                "page {page_index} ({page}) of snapshot {:?} is missing from the store. Run `blocksnap verify`",
-                snapshot.name
-            )));
+        let resolved = match self.resolve_page(&page) {
+            Ok(Some(resolved)) => resolved,
+            Ok(None) => {
+                self.ensure_still_live(snapshot)?;
+                return Err(Error::corruption(format!(
+                    "page {page_index} ({page}) of snapshot {:?} is missing from the store. Run `blocksnap verify`",
+                    snapshot.name
+                )));
+            }
+            Err(error) => {
+                // A delete that freed the page meanwhile is reported as such.
+                self.ensure_still_live(snapshot)?;
+                return Err(error);
+            }
         };
-        if PageHash::of(&encoded) != page {
-            return Err(Error::corruption(format!(
-                "page {page_index} ({page}) of snapshot {:?} does not match its hash. Run `blocksnap verify`",
-                snapshot.name
-            )));
-        }
-        let body: PageBody = crate::storage::codec::decode("page", &encoded)?;
-        if body.entries.len() as u64 != expected_len {
+        if resolved.entries.len() as u64 != expected_len {
             return Err(Error::corruption(format!(
                 "page {page_index} of snapshot {:?} has {} entries, expected {expected_len}. Run `blocksnap verify`",
                 snapshot.name,
-                body.entries.len()
+                resolved.entries.len()
             )));
         }
-        Ok(Some(body.entries))
+        Ok(Some(resolved.entries))
     }
 
     /// Reads and verifies `hashes` (blocks `first..`) into `buffer` in parallel.

@@ -10,7 +10,7 @@ use crate::storage::hash::{BlockHash, PageHash, HASH_LEN};
 use crate::storage::keys;
 use crate::storage::pack::BlockStore;
 use crate::storage::records::{
-    BlockRecord, Extent, PackRecord, PageBody, PageCount, PendingCreate, SnapshotRecord,
+    BlockRecord, Extent, PackRecord, PageCount, PendingCreate, SnapshotRecord,
 };
 use crate::store::bad_key;
 use crate::Store;
@@ -115,7 +115,8 @@ impl Store {
         Ok(report)
     }
 
-    /// Compares page counts with the recount and returns the block recount.
+    /// Compares page counts with the recount, checks every page against its
+    /// hash and every delta page's edge, and returns the block recount.
     fn check_pages(
         &self,
         expected_pages: &HashMap<PageHash, u64>,
@@ -123,38 +124,25 @@ impl Store {
     ) -> Result<HashMap<BlockHash, u64>> {
         let mut expected_blocks: HashMap<BlockHash, u64> = HashMap::new();
         let mut seen_pages: HashSet<PageHash> = HashSet::new();
-        for entry in self.meta.scan("page", &[keys::PAGE_BODY]) {
-            let (key, encoded) = entry?;
-            let page = PageHash::from_bytes(
-                keys::trailing_hash(&key).ok_or_else(|| bad_key("page", &key))?,
-            );
-            seen_pages.insert(page);
-            if PageHash::of(&encoded) != page {
-                report.corrupt_blocks += 1;
-                report.problem(format!("page {page} does not match its hash"));
-                continue;
-            }
-            let body: PageBody = match codec::decode("page", &encoded) {
-                Ok(body) => body,
-                Err(error) => {
-                    report.corrupt_blocks += 1;
-                    report.problem(format!("page {page}: {error}"));
+        let mut expected_edges: HashSet<(PageHash, PageHash)> = HashSet::new();
+        for family in [keys::PAGE_BODY, keys::PAGE_DELTA] {
+            for entry in self.meta.scan("page", &[family]) {
+                let (key, _) = entry?;
+                let page = PageHash::from_bytes(
+                    keys::trailing_hash(&key).ok_or_else(|| bad_key("page", &key))?,
+                );
+                if !seen_pages.insert(page) {
+                    report.refcount_mismatches += 1;
+                    report.problem(format!("page {page} is stored both full and as a delta"));
                     continue;
                 }
-            };
-            for block in body.entries.iter().filter(|block| !block.is_zero()) {
-                *expected_blocks.entry(*block).or_insert(0) += 1;
-            }
-            let stored = self
-                .meta
-                .get::<PageCount>("page count", &keys::page_count(&page))?
-                .map_or(0, |count| count.refcount);
-            let expected = expected_pages.get(&page).copied().unwrap_or(0);
-            if stored != expected {
-                report.refcount_mismatches += 1;
-                report.problem(format!(
-                    "page {page} has count {stored}, but {expected} root entries name it"
-                ));
+                self.check_page(
+                    &page,
+                    expected_pages,
+                    &mut expected_blocks,
+                    &mut expected_edges,
+                    report,
+                )?;
             }
         }
         for (page, expected) in expected_pages {
@@ -175,7 +163,72 @@ impl Store {
                 report.problem(format!("page {page} has a count but no body"));
             }
         }
+        let mut seen_edges = HashSet::new();
+        for entry in self.meta.scan("page edge", &[keys::PAGE_EDGE]) {
+            let (key, _) = entry?;
+            let edge = keys::parse_page_edge(&key).ok_or_else(|| bad_key("page edge", &key))?;
+            if !expected_edges.contains(&edge) {
+                report.refcount_mismatches += 1;
+                report.problem(format!(
+                    "an edge names page {} as based on {}, which it is not",
+                    edge.1, edge.0
+                ));
+            }
+            seen_edges.insert(edge);
+        }
+        for (base, delta) in expected_edges.difference(&seen_edges) {
+            report.refcount_mismatches += 1;
+            report.problem(format!(
+                "delta page {delta} has no edge from its base {base}"
+            ));
+        }
         Ok(expected_blocks)
+    }
+
+    /// Checks one stored page: its form decodes, its entries match its hash and
+    /// its count matches the root entries. A page that no root entry names is
+    /// a mismatch even when a delta page is based on it, since freeing a page
+    /// re-expresses those first.
+    fn check_page(
+        &self,
+        page: &PageHash,
+        expected_pages: &HashMap<PageHash, u64>,
+        expected_blocks: &mut HashMap<BlockHash, u64>,
+        expected_edges: &mut HashSet<(PageHash, PageHash)>,
+        report: &mut VerifyReport,
+    ) -> Result<()> {
+        match self.load_stored_page(page) {
+            Ok(Some(form)) => {
+                for block in form.block_refs() {
+                    *expected_blocks.entry(*block).or_insert(0) += 1;
+                }
+                if let Some(base) = form.base() {
+                    expected_edges.insert((base, *page));
+                }
+            }
+            Ok(None) => {}
+            Err(error) => {
+                report.corrupt_blocks += 1;
+                report.problem(format!("page {page}: {error}"));
+                return Ok(());
+            }
+        }
+        if let Err(error) = self.resolve_page(page) {
+            report.corrupt_blocks += 1;
+            report.problem(format!("page {page}: {error}"));
+        }
+        let stored = self
+            .meta
+            .get::<PageCount>("page count", &keys::page_count(page))?
+            .map_or(0, |count| count.refcount);
+        let expected = expected_pages.get(page).copied().unwrap_or(0);
+        if stored != expected || expected == 0 {
+            report.refcount_mismatches += 1;
+            report.problem(format!(
+                "page {page} has count {stored}, but {expected} root entries name it"
+            ));
+        }
+        Ok(())
     }
 
     /// Compares block counts with the recount, re-hashes every block and checks

@@ -9,6 +9,8 @@
 //! | `c` | nothing | `StoreConfig` |
 //! | `b` | block hash (32) | `BlockRecord` |
 //! | `P` | page hash (32) | `PageBody` |
+//! | `D` | page hash (32) | `PageDelta` |
+//! | `e` | base page hash (32), delta page hash (32) | empty |
 //! | `p` | page hash (32) | `PageCount` |
 //! | `s` | snapshot name (UTF-8) | `SnapshotRecord` |
 //! | `r` | snapshot id (8), page index (8) | page hash (32 raw bytes) |
@@ -25,6 +27,8 @@ use super::hash::{BlockHash, PageHash};
 pub(crate) const CONFIG: &[u8] = b"c";
 pub(crate) const BLOCK: u8 = b'b';
 pub(crate) const PAGE_BODY: u8 = b'P';
+pub(crate) const PAGE_DELTA: u8 = b'D';
+pub(crate) const PAGE_EDGE: u8 = b'e';
 pub(crate) const PAGE_COUNT: u8 = b'p';
 pub(crate) const SNAPSHOT: u8 = b's';
 pub(crate) const ROOT: u8 = b'r';
@@ -52,6 +56,28 @@ pub(crate) fn block(hash: &BlockHash) -> Vec<u8> {
 
 pub(crate) fn page_body(hash: &PageHash) -> Vec<u8> {
     tagged(PAGE_BODY, &[hash.as_bytes()])
+}
+
+pub(crate) fn page_delta(hash: &PageHash) -> Vec<u8> {
+    tagged(PAGE_DELTA, &[hash.as_bytes()])
+}
+
+/// The key that records that delta page `delta` is based on page `base`.
+pub(crate) fn page_edge(base: &PageHash, delta: &PageHash) -> Vec<u8> {
+    tagged(PAGE_EDGE, &[base.as_bytes(), delta.as_bytes()])
+}
+
+/// The prefix of the edge keys of every delta page based on `base`.
+pub(crate) fn page_edge_prefix(base: &PageHash) -> Vec<u8> {
+    tagged(PAGE_EDGE, &[base.as_bytes()])
+}
+
+/// Splits an edge key into (base, delta).
+pub(crate) fn parse_page_edge(key: &[u8]) -> Option<(PageHash, PageHash)> {
+    let rest = key.strip_prefix(&[PAGE_EDGE])?;
+    let (base, delta) = rest.split_first_chunk::<32>()?;
+    let delta: [u8; 32] = delta.try_into().ok()?;
+    Some((PageHash::from_bytes(*base), PageHash::from_bytes(delta)))
 }
 
 pub(crate) fn page_count(hash: &PageHash) -> Vec<u8> {

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::hash::BlockHash;
+use super::hash::{BlockHash, PageHash};
 
 /// Store-wide settings fixed at creation (key `c`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +36,22 @@ pub(crate) struct BlockRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PageBody {
     pub entries: Vec<BlockHash>,
+}
+
+/// A page stored as its difference from another stored page (key `D` + page
+/// hash). The page's hash is still the hash of its full [`PageBody`] encoding,
+/// so a page can change between the full and the delta form without changing
+/// its address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PageDelta {
+    /// The page this one is expressed against.
+    pub base: PageHash,
+    /// Number of entries of the page: the base's entries are cut or padded
+    /// with zero hashes to this length before `changes` apply.
+    pub len: u32,
+    /// The positions where this page differs from `base` and its entries
+    /// there, in increasing position order.
+    pub changes: Vec<(u32, BlockHash)>,
 }
 
 /// Reference count of a stored page (key `p` + page hash): the number of places
@@ -89,6 +105,9 @@ pub(crate) enum GcItem {
     ReleaseBlocks { blocks: Vec<(BlockHash, u32)> },
     /// Punch these pack ranges: their blocks are gone from the index.
     FreeExtents { extents: Vec<Extent> },
+    /// Remove these pages, whose counts reached zero: re-express each delta
+    /// page based on one of them, then release the blocks they alone held.
+    FreePages { pages: Vec<PageHash> },
 }
 
 /// A block-sized range in a pack.
@@ -126,7 +145,6 @@ pub(crate) struct PendingDelete {
 mod tests {
     use super::*;
     use crate::storage::codec::{decode, encode};
-    use crate::storage::hash::PageHash;
 
     fn round_trip<T>(value: &T)
     where
@@ -151,6 +169,11 @@ mod tests {
         });
         round_trip(&PageBody {
             entries: vec![BlockHash::ZERO, BlockHash::of(b"x")],
+        });
+        round_trip(&PageDelta {
+            base: PageHash::of(b"base"),
+            len: 1024,
+            changes: vec![(3, BlockHash::of(b"y"))],
         });
         round_trip(&PageCount { refcount: 5 });
         round_trip(&SnapshotRecord {
@@ -180,6 +203,9 @@ mod tests {
                 pack: 1,
                 offset: 8192,
             }],
+        });
+        round_trip(&GcItem::FreePages {
+            pages: vec![PageHash::of(b"page")],
         });
         round_trip(&OperationRecord {
             id: "id".into(),
