@@ -63,8 +63,12 @@ pub fn validate_tags(tags: &[Tag]) -> Result<()> {
     Ok(())
 }
 
+/// Letters, digits, Unicode separators (`\p{Z}`, which includes the space
+/// but not tabs or line breaks) and `+ - = . _ : / @`, as AWS tag rules allow.
 fn is_tag_char(c: char) -> bool {
-    c.is_alphanumeric() || c.is_whitespace() || "+-=._:/@".contains(c)
+    // White_Space minus the control characters is exactly the Z category.
+    let separator = c.is_whitespace() && !c.is_control();
+    c.is_alphanumeric() || separator || "+-=._:/@".contains(c)
 }
 
 /// Checks one tag key.
@@ -152,5 +156,18 @@ mod tests {
         assert!(validate_tags(&fifty).is_ok());
         let fifty_one: Vec<Tag> = (0..51).map(|i| tag(&format!("k{i}"), "v")).collect();
         assert!(validate_tags(&fifty_one).is_err());
+    }
+
+    #[test]
+    fn tag_separators() {
+        let tag = |value: &str| Tag {
+            key: "note".into(),
+            value: Some(value.into()),
+        };
+        assert!(validate_tags(&[tag("two words")]).is_ok());
+        assert!(validate_tags(&[tag("no\u{a0}break")]).is_ok());
+        assert!(validate_tags(&[tag("tab\there")]).is_err());
+        assert!(validate_tags(&[tag("line\nbreak")]).is_err());
+        assert!(validate_tags(&[tag("carriage\rreturn")]).is_err());
     }
 }
