@@ -775,3 +775,25 @@ fn default_store_in_current_directory() {
         "snap-default"
     );
 }
+
+#[test]
+fn malformed_number_names_exception() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.run(&[
+        "create-disk-snapshot",
+        "--disk-name",
+        "disk-1",
+        "--disk-snapshot-name",
+        "snap-1",
+        "--source",
+        "/dev/null",
+        "--block-size",
+        "abc",
+    ]);
+    assert_error(&output, "InvalidInputException", "abc");
+    assert_eq!(output.status.code(), Some(2), "usage errors exit 2");
+    assert!(
+        !sandbox.store().join("metadata").exists(),
+        "a usage error must not create the store"
+    );
+}

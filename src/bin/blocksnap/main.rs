@@ -34,7 +34,30 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version requests print to stdout and exit 0. A bare
+        // `blocksnap` prints the help to stderr and exits 2.
+        Err(error)
+            if !error.use_stderr()
+                || error.kind()
+                    == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            error.exit()
+        }
+        Err(error) => {
+            // Usage errors name the Lightsail exception like every other error,
+            // and keep clap's exit status 2.
+            let rendered = error.render().to_string();
+            let message = rendered.trim_end();
+            let message = message.strip_prefix("error: ").unwrap_or(message);
+            eprintln!(
+                "blocksnap: {}: {message}",
+                blocksnap::ErrorKind::InvalidInput
+            );
+            return ExitCode::from(2);
+        }
+    };
     match run(cli) {
         Ok(code) => code,
         Err(error) => {
