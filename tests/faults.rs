@@ -698,9 +698,15 @@ fn corrupt_block_is_reported_everywhere() {
     assert_exact(&store, "bystander", &bystander, "corrupt block");
 }
 
-/// Opens the metadata database of a closed store directly.
+/// Opens the metadata database of a closed store directly. A store created
+/// by this build has sled log segments of 4 MiB, and sled rejects any other
+/// segment size.
 fn raw_metadata(path: &Path) -> sled::Db {
-    sled::open(path.join("metadata")).unwrap()
+    sled::Config::new()
+        .path(path.join("metadata"))
+        .segment_size(4 << 20)
+        .open()
+        .unwrap()
 }
 
 /// Root keys in key order: snapshot ids are allocated in creation order.

@@ -262,10 +262,10 @@ impl Read for FailingReader {
     }
 }
 
-/// Bytes the engine reads before it hashes and commits anything (its private
-/// `CHUNK_BYTES`). A read error past this point has to roll back pages that
-/// were already committed.
-const ENGINE_CHUNK: usize = 8 << 20;
+/// Bytes of two full pages (1,024 blocks each). The engine reads the source in
+/// chunks of 1 MiB or more and commits each page once it is full, so a read error
+/// past this point has to roll back pages that were already committed.
+const TWO_PAGES: usize = 2 * 1024 * BLOCK;
 
 /// Creates a snapshot from a source that fails after `fail_after` bytes and
 /// checks the create left nothing behind but `Failed` operation records.
@@ -274,8 +274,8 @@ fn check_failed_read_rolls_back(fail_after: usize, expect_operation_records: boo
     let store = open_store(dir.path());
     // The failing source shares its first half with `base`, so the rollback
     // has to decrement shared pages and blocks, not free them.
-    let source = random_bytes(10, ENGINE_CHUNK + 64 * BLOCK);
-    let base = source[..ENGINE_CHUNK / 2].to_vec();
+    let source = random_bytes(10, TWO_PAGES + 64 * BLOCK);
+    let base = source[..TWO_PAGES / 2].to_vec();
     store
         .create_disk_snapshot("disk-1", "base", &base[..], &[])
         .unwrap();
@@ -339,7 +339,7 @@ fn read_error_early_rolls_back() {
 
 #[test]
 fn read_error_after_commit_rolls_back() {
-    check_failed_read_rolls_back(ENGINE_CHUNK + 3 * BLOCK + 7, true);
+    check_failed_read_rolls_back(TWO_PAGES + 3 * BLOCK + 7, true);
 }
 
 #[test]

@@ -26,9 +26,16 @@ use super::pages::{page_hash, stage_stored_page, stored_form, ResolvedPage};
 /// Number of block hashes in a full page.
 pub const PAGE_ENTRIES: usize = 1024;
 
-/// Bytes read from the source per chunk; chunks are hashed in parallel while the
-/// reader thread fills the next one.
-const CHUNK_BYTES: usize = 8 << 20;
+/// Smallest number of bytes read from the source per chunk. Chunks are hashed
+/// in parallel while the reader thread fills the next one. A chunk of 1 MiB is
+/// still in the CPU cache when it is hashed. Re-snapshots of a page-cached
+/// 1 GiB image took about 10 % less CPU time than with 8 MiB chunks (AMD EPYC,
+/// 2 cores, 64 KiB blocks).
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// Smallest number of blocks per hashing thread in a chunk, so that every
+/// thread has work and one slow block delays the chunk little.
+const CHUNK_BLOCKS_PER_THREAD: usize = 4;
 
 /// Reports progress as the number of source bytes read so far.
 pub type ProgressFn<'a> = &'a (dyn Fn(u64) + Sync);
@@ -107,10 +114,10 @@ impl Store {
 
         let block_size = self.config.block_size as usize;
         std::thread::scope(|scope| {
-            let (chunks, receiver) = mpsc::sync_channel::<io::Result<Vec<u8>>>(2);
-            let (recycle, recycled) = mpsc::channel::<Vec<u8>>();
+            let (chunks, receiver) = mpsc::sync_channel::<io::Result<Chunk>>(2);
+            let (recycle, recycled) = mpsc::channel::<Chunk>();
             scope.spawn(move || {
-                read_chunks(source, CHUNK_BYTES.max(block_size), &chunks, &recycled);
+                read_chunks(source, chunk_bytes(block_size), &chunks, &recycled);
             });
 
             let parent = self.latest_snapshot_of(disk_name)?;
@@ -190,26 +197,79 @@ pub(super) fn validate_create(
     })
 }
 
+/// Returns the number of bytes to read from the source per chunk.
+fn chunk_bytes(block_size: usize) -> usize {
+    CHUNK_BYTES.max(block_size * CHUNK_BLOCKS_PER_THREAD * rayon::current_num_threads())
+}
+
+/// Alignment of the start of a [`Chunk`]'s bytes, the page size on x86-64.
+const CHUNK_ALIGN: usize = 4096;
+
+/// Bytes of the source read in one piece, in a buffer whose first byte is
+/// aligned to [`CHUNK_ALIGN`].
+///
+/// The alignment speeds up the kernel's copy out of the page cache. On an AMD
+/// EPYC (Linux 6.18, 2 cores), reading 1 GiB took 0.13 s of system time into a
+/// page-aligned buffer and 0.84 s into one that starts 16 bytes past a page
+/// boundary. glibc's `malloc` returns such addresses for the large allocations
+/// that it maps with `mmap`.
+struct Chunk {
+    /// Allocation of `capacity + CHUNK_ALIGN` bytes. It never grows, so `start`
+    /// stays aligned.
+    buffer: Vec<u8>,
+    /// Offset of the first aligned byte in `buffer`.
+    start: usize,
+    /// Number of bytes the chunk can hold.
+    capacity: usize,
+    /// Number of source bytes in the chunk.
+    len: usize,
+}
+
+impl Chunk {
+    fn new(capacity: usize) -> Chunk {
+        let buffer = vec![0u8; capacity + CHUNK_ALIGN];
+        let start = buffer.as_ptr().align_offset(CHUNK_ALIGN).min(CHUNK_ALIGN);
+        Chunk {
+            buffer,
+            start,
+            capacity,
+            len: 0,
+        }
+    }
+
+    /// Returns the source bytes of the chunk.
+    fn bytes(&self) -> &[u8] {
+        self.buffer
+            .get(self.start..self.start + self.len)
+            .unwrap_or_default()
+    }
+
+    /// Returns the part of the chunk not filled yet.
+    fn unfilled(&mut self) -> &mut [u8] {
+        self.buffer
+            .get_mut(self.start + self.len..self.start + self.capacity)
+            .unwrap_or_default()
+    }
+}
+
 /// Fills chunks of `chunk_bytes` from `source` (the last may be shorter) and
 /// sends them until the end of the source, an error, or a hung-up receiver.
+/// Chunks that come back on `recycled` are filled again without being cleared.
 fn read_chunks<R: Read>(
     mut source: R,
     chunk_bytes: usize,
-    chunks: &mpsc::SyncSender<io::Result<Vec<u8>>>,
-    recycled: &mpsc::Receiver<Vec<u8>>,
+    chunks: &mpsc::SyncSender<io::Result<Chunk>>,
+    recycled: &mpsc::Receiver<Chunk>,
 ) {
     loop {
-        let mut buffer = recycled.try_recv().unwrap_or_default();
-        buffer.clear();
-        buffer.resize(chunk_bytes, 0);
-        let mut filled = 0;
-        while filled < chunk_bytes {
-            let Some(space) = buffer.get_mut(filled..) else {
-                break;
-            };
-            match source.read(space) {
+        let mut chunk = recycled
+            .try_recv()
+            .unwrap_or_else(|_| Chunk::new(chunk_bytes));
+        chunk.len = 0;
+        while chunk.len < chunk.capacity {
+            match source.read(chunk.unfilled()) {
                 Ok(0) => break,
-                Ok(read) => filled += read,
+                Ok(read) => chunk.len += read,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => {
                     let _ = chunks.send(Err(error));
@@ -217,9 +277,8 @@ fn read_chunks<R: Read>(
                 }
             }
         }
-        buffer.truncate(filled);
-        let at_end = filled < chunk_bytes;
-        if chunks.send(Ok(buffer)).is_err() || at_end {
+        let at_end = chunk.len < chunk.capacity;
+        if chunks.send(Ok(chunk)).is_err() || at_end {
             return;
         }
     }
@@ -281,8 +340,8 @@ impl<'a> CreateRun<'a> {
 
     fn ingest(
         &mut self,
-        receiver: &mpsc::Receiver<io::Result<Vec<u8>>>,
-        recycle: &mpsc::Sender<Vec<u8>>,
+        receiver: &mpsc::Receiver<io::Result<Chunk>>,
+        recycle: &mpsc::Sender<Chunk>,
         progress: Option<ProgressFn<'_>>,
         tags: &[(String, String)],
     ) -> Result<Vec<Operation>> {
@@ -297,7 +356,8 @@ impl<'a> CreateRun<'a> {
                     error,
                 )
             })?;
-            if chunk.is_empty() {
+            let bytes = chunk.bytes();
+            if bytes.is_empty() {
                 break;
             }
             if !self.started {
@@ -305,14 +365,14 @@ impl<'a> CreateRun<'a> {
             }
 
             // Hashing is the CPU-bound step: do it for the whole chunk in parallel.
-            let hashes: Vec<BlockHash> = chunk
+            let hashes: Vec<BlockHash> = bytes
                 .par_chunks(block_size)
                 .map(|block| hash_block(block, block_size))
                 .collect();
-            for (block, hash) in chunk.chunks(block_size).zip(hashes) {
+            for (block, hash) in bytes.chunks(block_size).zip(hashes) {
                 self.add_block(block, hash)?;
             }
-            self.length += chunk.len() as u64;
+            self.length += bytes.len() as u64;
             if let Some(report) = progress {
                 report(self.length);
             }
@@ -684,7 +744,7 @@ impl<'a> CreateRun<'a> {
 /// Hashes one block, returning the zero marker for a block of zeros. A last
 /// partial block is hashed as if zero-padded to the full block size.
 pub(super) fn hash_block(block: &[u8], block_size: usize) -> BlockHash {
-    if block.iter().all(|byte| *byte == 0) {
+    if is_zero(block) {
         return BlockHash::ZERO;
     }
     if block.len() == block_size {
@@ -702,8 +762,120 @@ pub(super) fn hash_block(block: &[u8], block_size: usize) -> BlockHash {
     BlockHash::from_bytes(*hasher.finalize().as_bytes())
 }
 
+/// Returns true if every byte of `bytes` is zero.
+///
+/// The OR over 4 KiB pieces compiles to SIMD code, unlike an early-exit loop
+/// over bytes. On an AMD EPYC that loop took 1.0 s per GiB of zeros, three
+/// times as long as hashing it, and this takes 0.03 s.
+fn is_zero(bytes: &[u8]) -> bool {
+    bytes
+        .chunks(4096)
+        .all(|piece| piece.iter().fold(0u8, |bits, byte| bits | byte) == 0)
+}
+
 fn count_overflow(what: &str) -> Error {
     Error::operation_failure(format!(
         "the reference count of {what} would exceed 2^64. Delete some snapshots first"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Returns at most `step` bytes per read, as pipes and some devices do.
+    struct ShortReads<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for ShortReads<'_> {
+        fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+            let count = self.step.min(buffer.len()).min(self.data.len());
+            let (head, tail) = self.data.split_at(count);
+            buffer[..count].copy_from_slice(head);
+            self.data = tail;
+            Ok(count)
+        }
+    }
+
+    #[test]
+    fn chunk_bytes_start_page_aligned() {
+        for capacity in [1, 4096, 100_000, CHUNK_BYTES] {
+            let mut chunk = Chunk::new(capacity);
+            assert_eq!(chunk.unfilled().len(), capacity);
+            assert_eq!(chunk.unfilled().as_ptr().addr() % CHUNK_ALIGN, 0);
+        }
+    }
+
+    #[test]
+    fn read_chunks_refills_recycled_chunk() {
+        let data: Vec<u8> = (0..10_000u32)
+            .map(|value| (value % 251) as u8 + 1)
+            .collect();
+        let source = ShortReads {
+            data: &data,
+            step: 700,
+        };
+        let (chunks, receiver) = mpsc::sync_channel(8);
+        let (recycle, recycled) = mpsc::channel();
+        // A recycled chunk is not cleared, so its stale bytes must all be overwritten.
+        let mut stale = Chunk::new(4096);
+        stale.unfilled().fill(0xee);
+        stale.len = 4096;
+        recycle.send(stale).unwrap();
+
+        read_chunks(source, 4096, &chunks, &recycled);
+        drop(chunks);
+
+        let sent: Vec<Chunk> = receiver.iter().map(Result::unwrap).collect();
+        let lengths: Vec<usize> = sent.iter().map(|chunk| chunk.bytes().len()).collect();
+        assert_eq!(lengths, vec![4096, 4096, 1808]);
+        let joined: Vec<u8> = sent
+            .iter()
+            .flat_map(|chunk| chunk.bytes().to_vec())
+            .collect();
+        assert_eq!(joined, data);
+    }
+
+    #[test]
+    fn read_chunks_sends_one_short_chunk_at_end() {
+        let data = vec![7u8; 4096];
+        let (chunks, receiver) = mpsc::sync_channel(8);
+        let (_recycle, recycled) = mpsc::channel();
+        read_chunks(&data[..], 4096, &chunks, &recycled);
+        drop(chunks);
+        let lengths: Vec<usize> = receiver
+            .iter()
+            .map(|chunk| chunk.unwrap().bytes().len())
+            .collect();
+        // The source ends exactly at a chunk boundary, so an empty chunk marks the end.
+        assert_eq!(lengths, vec![4096, 0]);
+    }
+
+    #[test]
+    fn is_zero_finds_any_set_byte() {
+        for length in [1, 4095, 4096, 4097, 65_536, 65_537] {
+            let mut bytes = vec![0u8; length];
+            assert!(is_zero(&bytes), "length {length}");
+            for position in [0, length / 2, length - 1] {
+                bytes[position] = 0x80;
+                assert!(!is_zero(&bytes), "length {length}, byte {position}");
+                bytes[position] = 0;
+            }
+        }
+        assert!(is_zero(&[]));
+    }
+
+    #[test]
+    fn hash_block_pads_partial_block() {
+        let block_size = 65_536;
+        let mut padded = vec![0u8; block_size];
+        padded[..5000].fill(3);
+        assert_eq!(
+            hash_block(&padded[..5000], block_size),
+            BlockHash::of(&padded)
+        );
+        assert_eq!(hash_block(&padded[5000..], block_size), BlockHash::ZERO);
+    }
 }

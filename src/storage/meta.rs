@@ -1,5 +1,6 @@
 //! Typed access to the metadata database (one sled tree, see `keys`).
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +19,25 @@ const LOCK_WAIT: Duration = Duration::from_secs(1);
 const CACHE_BYTES: u64 = 64 << 20;
 /// Pause between two attempts to take the lock.
 const LOCK_RETRY: Duration = Duration::from_millis(20);
+/// Size of sled's log segments in a new store.
+///
+/// sled 0.34.7 writes a tree node larger than a quarter of a segment to a file
+/// of its own in `blobs/`, and it never fsyncs that file. It deletes a replaced
+/// blob file only when the log segment in use fills up, so a process that exits
+/// before then leaves the file behind for good. With sled's default 512 KiB
+/// segments, every leaf of four or more page bodies (32 KiB each) was such a
+/// file. Every CLI create or delete left some behind, and the metadata of a
+/// 1 GiB disk grew by about 2 MB per snapshot taken and deleted. sled splits a
+/// leaf at 17 entries and merges one below 4 into its neighbour, so a leaf of
+/// page bodies stays under 640 KB, below a quarter of 4 MiB.
+///
+/// NOTE: a queued garbage-collection item lists up to 16,384 blocks (about
+/// 540 KB), so a leaf of two or more still becomes a blob file. A delete queues
+/// two or more when the pages it drops list more than 16,384 distinct blocks.
+const SEGMENT_BYTES: usize = 4 << 20;
+/// sled 0.34.7's default segment size, used by stores created before
+/// [`SEGMENT_BYTES`] was set. sled rejects a change of segment size.
+const SLED_DEFAULT_SEGMENT_BYTES: usize = 512 << 10;
 
 /// The metadata database of a store. Clones share the database.
 #[derive(Debug, Clone)]
@@ -74,9 +94,17 @@ impl Meta {
     pub(crate) fn open(path: &std::path::Path, faults: Faults) -> Result<Meta> {
         let started = Instant::now();
         remove_empty_snapshot_temporaries(path);
+        let recorded_segment_bytes = recorded_segment_size(path);
+        let is_new = recorded_segment_bytes.is_none() && !has_log(path);
+        let segment_bytes = match recorded_segment_bytes {
+            Some(bytes) => bytes,
+            None if is_new => SEGMENT_BYTES,
+            None => SLED_DEFAULT_SEGMENT_BYTES,
+        };
         let db = loop {
             let opened = sled::Config::new()
                 .path(path)
+                .segment_size(segment_bytes)
                 // Commits are made durable explicitly with `flush` at the points the
                 // protocol needs; background flushes only add earlier durability.
                 .flush_every_ms(Some(1000))
@@ -107,6 +135,9 @@ impl Meta {
                 }
             }
         };
+        if is_new {
+            sync_new_database(path)?;
+        }
         Ok(Meta {
             db,
             faults,
@@ -254,7 +285,109 @@ fn remove_empty_snapshot_temporaries(path: &std::path::Path) {
     }
 }
 
+/// Reads the segment size from sled 0.34.7's `conf` file, whose first line is
+/// `segment_size: N`. Returns `None` if the file is missing or has no such line.
+fn recorded_segment_size(path: &Path) -> Option<usize> {
+    let bytes = std::fs::read(path.join("conf")).ok()?;
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .find_map(|line| line.strip_prefix("segment_size: ")?.trim().parse().ok())
+}
+
+/// Returns true if the database at `path` has a non-empty log file.
+///
+/// NOTE: a log without a readable `conf` is taken to be from a store created
+/// with sled's default segment size. A crash during the first open of a new
+/// store, before [`sync_new_database`], can leave a log with 4 MiB segments and
+/// no `conf`. That log holds no blocksnap record yet.
+fn has_log(path: &Path) -> bool {
+    std::fs::metadata(path.join("db")).is_ok_and(|metadata| metadata.len() > 0)
+}
+
+/// Makes the `conf` file that sled wrote for a new database durable, with its
+/// directory entry, so that every later open reads the same segment size. sled
+/// 0.34.7 does not sync either.
+fn sync_new_database(path: &Path) -> Result<()> {
+    let sync = |target: &Path| {
+        std::fs::File::open(target)
+            .and_then(|file| file.sync_all())
+            .map_err(|error| io_failure(format_args!("syncing {}", target.display()), error))
+    };
+    sync(&path.join("conf"))?;
+    sync(path)
+}
+
 fn is_lock_conflict(error: &std::io::Error) -> bool {
     error.kind() == std::io::ErrorKind::WouldBlock
         || error.to_string().contains("could not acquire lock")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(meta: &Meta, key: &[u8], value: &[u8]) {
+        let mut batch = Batch::default();
+        batch.put_raw(key.to_vec(), value);
+        meta.commit(batch).unwrap();
+        meta.flush().unwrap();
+    }
+
+    /// Creates a database holding one entry with sled's default configuration,
+    /// like those of stores created before `SEGMENT_BYTES`.
+    fn create_default_database(path: &Path) {
+        let db = sled::Config::new().path(path).open().unwrap();
+        db.insert(b"key", b"value").unwrap();
+        db.flush().unwrap();
+    }
+
+    #[test]
+    fn new_database_gets_segment_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metadata");
+        let meta = Meta::open(&path, Faults::new(None)).unwrap();
+        put(&meta, b"key", b"value");
+        drop(meta);
+
+        assert_eq!(recorded_segment_size(&path), Some(SEGMENT_BYTES));
+        let meta = Meta::open(&path, Faults::new(None)).unwrap();
+        let value = meta.get_raw("test", b"key").unwrap().unwrap();
+        assert_eq!(&value[..], b"value");
+    }
+
+    #[test]
+    fn existing_database_keeps_segment_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metadata");
+        create_default_database(&path);
+
+        let meta = Meta::open(&path, Faults::new(None)).unwrap();
+        let value = meta.get_raw("test", b"key").unwrap().unwrap();
+        assert_eq!(&value[..], b"value");
+        put(&meta, b"other", b"value");
+        drop(meta);
+
+        assert_eq!(
+            recorded_segment_size(&path),
+            Some(SLED_DEFAULT_SEGMENT_BYTES)
+        );
+    }
+
+    #[test]
+    fn log_without_conf_opens_with_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metadata");
+        create_default_database(&path);
+        std::fs::write(path.join("conf"), b"").unwrap();
+
+        let meta = Meta::open(&path, Faults::new(None)).unwrap();
+        let value = meta.get_raw("test", b"key").unwrap().unwrap();
+        assert_eq!(&value[..], b"value");
+        drop(meta);
+
+        assert_eq!(
+            recorded_segment_size(&path),
+            Some(SLED_DEFAULT_SEGMENT_BYTES)
+        );
+    }
 }
