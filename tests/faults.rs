@@ -881,3 +881,179 @@ fn clean_store_reopens_without_work() {
     let store = open(dir.path(), None);
     assert_eq!(store.recovery_report(), &RecoveryReport::default());
 }
+
+// ---------------------------------------------------------------------------
+// Queued hole punches across formats
+
+/// Returns the persistence step that frees the deleted blocks: a punch when
+/// `kept` shares their pack, or a cut when the pack has no live block left.
+fn freeing_step(last: bool) -> PersistStep {
+    if last {
+        PersistStep::PackTruncate
+    } else {
+        PersistStep::HolePunch
+    }
+}
+
+/// Stores the snapshots `kept` (unless `last`) and `gone`, then deletes `gone`
+/// with its first punch or cut failing, which leaves its freed ranges queued.
+fn leave_free_item(
+    path: &Path,
+    plan: &FaultPlan,
+    last: bool,
+    kept_image: &[u8],
+    gone_image: &[u8],
+) -> Store {
+    let store = open(path, Some(plan));
+    if !last {
+        store
+            .create_disk_snapshot("disk-1", "kept", kept_image, &[])
+            .unwrap();
+    }
+    store
+        .create_disk_snapshot("disk-2", "gone", gone_image, &[])
+        .unwrap();
+    let step = freeing_step(last);
+    plan.fail_nth(step, plan.count(step) + 1, EIO);
+    store.delete_disk_snapshot("gone").unwrap_err();
+    plan.clear();
+    store
+}
+
+/// Asserts that `gone` is collected, so its space is back and an emptied
+/// pack is unlinked, that `kept` is exact and that nothing is left to do.
+fn assert_collected(store: Store, path: &Path, last: bool, kept_image: &[u8], context: &str) {
+    assert!(
+        store.get_disk_snapshot("gone").is_err(),
+        "{context}: gone is still listed"
+    );
+    if last {
+        assert!(
+            pack_files(path).is_empty(),
+            "{context}: the emptied pack is still there"
+        );
+    } else {
+        assert_exact(&store, "kept", kept_image, context);
+    }
+    assert_space_reclaimed(&store, path, context);
+    assert_clean(&store, context);
+    assert_none_started(&store, context);
+    let store = assert_nothing_left(store, path, context);
+    assert_clean(&store, context);
+}
+
+/// Reads one bincode variable-length integer off the front of `bytes`.
+fn take_varint(bytes: &mut &[u8]) -> u64 {
+    let (&first, rest) = bytes.split_first().expect("the item ends inside a varint");
+    let width = match first {
+        251 => 2,
+        252 => 4,
+        253 => 8,
+        _ => {
+            *bytes = rest;
+            return u64::from(first);
+        }
+    };
+    let mut value = [0u8; 8];
+    value[..width].copy_from_slice(&rest[..width]);
+    *bytes = &rest[width..];
+    u64::from_le_bytes(value)
+}
+
+/// Appends `value` as a bincode variable-length integer.
+fn put_varint(out: &mut Vec<u8>, value: u64) {
+    if value < 251 {
+        out.push(u8::try_from(value).unwrap());
+    } else if let Ok(value) = u16::try_from(value) {
+        out.push(251);
+        out.extend_from_slice(&value.to_le_bytes());
+    } else if let Ok(value) = u32::try_from(value) {
+        out.push(252);
+        out.extend_from_slice(&value.to_le_bytes());
+    } else {
+        out.push(253);
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+}
+
+/// Rewrites a queued `FreeRuns` item (format version 1, variant 3, runs of
+/// pack, offset and block count) as the `FreeExtents` item (variant 2, one
+/// pack and offset per block) that builds before `FreeRuns` queued.
+fn per_block_form(value: &[u8]) -> Vec<u8> {
+    let mut bytes = value;
+    assert_eq!(take_varint(&mut bytes), 1, "record format version");
+    assert_eq!(take_varint(&mut bytes), 3, "GC item variant FreeRuns");
+    let mut extents = Vec::new();
+    for _ in 0..take_varint(&mut bytes) {
+        let pack = take_varint(&mut bytes);
+        let offset = take_varint(&mut bytes);
+        let blocks = take_varint(&mut bytes);
+        extents.extend((0..blocks).map(|index| (pack, offset + index * BLOCK as u64)));
+    }
+    assert!(bytes.is_empty(), "trailing bytes after the runs");
+    assert!(extents.len() > 1, "the item frees {} blocks", extents.len());
+
+    let mut out = vec![1, 2];
+    put_varint(&mut out, extents.len() as u64);
+    for (pack, offset) in extents {
+        put_varint(&mut out, pack);
+        put_varint(&mut out, offset);
+    }
+    out
+}
+
+/// A queued `FreeExtents` item, the one-entry-per-block form that builds
+/// before `FreeRuns` wrote, is collected by the next open: punched where the
+/// pack keeps live blocks, cut whole where it has none left.
+#[test]
+fn per_block_free_item_collects_on_open() {
+    let kept_image = image(40, 30);
+    let gone_image = image(41, 30);
+    for last in [false, true] {
+        let context = format!("per-block item, last snapshot {last}");
+        let dir = tempfile::tempdir().unwrap();
+        drop(leave_free_item(
+            dir.path(),
+            &FaultPlan::new(),
+            last,
+            &kept_image,
+            &gone_image,
+        ));
+        {
+            let db = raw_metadata(dir.path());
+            let items: Vec<_> = db.scan_prefix(b"q").map(Result::unwrap).collect();
+            assert_eq!(items.len(), 1, "{context}: queue {items:?}");
+            let (key, value) = &items[0];
+            db.insert(key, per_block_form(value)).unwrap();
+            db.flush().unwrap();
+        }
+        let store = open(dir.path(), None);
+        assert_eq!(
+            store.recovery_report().gc_steps_resumed,
+            1,
+            "{context}: {:?}",
+            store.recovery_report()
+        );
+        assert_collected(store, dir.path(), last, &kept_image, &context);
+    }
+}
+
+/// Repair replaces a queued `FreeRuns` item that a collection failed to
+/// finish, and the item it queues in its place frees the same ranges.
+#[test]
+fn repair_requeues_free_runs() {
+    let kept_image = image(42, 30);
+    let gone_image = image(43, 30);
+    for last in [false, true] {
+        let context = format!("repair, last snapshot {last}");
+        let dir = tempfile::tempdir().unwrap();
+        let plan = FaultPlan::new();
+        let store = leave_free_item(dir.path(), &plan, last, &kept_image, &gone_image);
+        // The collection at the start of the repair fails once more.
+        plan.reset();
+        plan.fail_nth(freeing_step(last), 1, EIO);
+        let report = store.repair().unwrap();
+        assert_eq!(report.gc_items_replaced, 1, "{context}: {report:?}");
+        assert_collected(store, dir.path(), last, &kept_image, &context);
+    }
+}

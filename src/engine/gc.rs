@@ -6,10 +6,12 @@
 //! steps outside the metadata commit. Both wait until the commit that removed
 //! the last reference is durable, since a crash that lost that commit would
 //! otherwise bring back a record pointing at punched or unlinked bytes. A
-//! punch is idempotent, and the `FreeExtents` item stays queued until its
+//! punch is idempotent, and the `FreeRuns` item stays queued until its
 //! punches are durable, so a crash just punches again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::model::OperationStatus;
@@ -19,7 +21,7 @@ use crate::storage::keys;
 use crate::storage::meta::Batch;
 use crate::storage::pack::BlockStore;
 use crate::storage::records::{
-    BlockRecord, Extent, GcItem, PackRecord, PageCount, PendingDelete, SnapshotRecord,
+    BlockRecord, Extent, ExtentRun, GcItem, PackRecord, PageCount, PendingDelete, SnapshotRecord,
 };
 use crate::store::RecoveryReport;
 use crate::store::{bad_key, WriterGuard};
@@ -28,7 +30,7 @@ use crate::Store;
 /// Root entries dropped per step. Each can free a page of 1,024 blocks.
 const ROOT_ENTRIES_PER_STEP: usize = 16;
 /// Block decrements per queue item: every block one step can free, so the
-/// freed ranges of a step land in one `FreeExtents` item and merge into long
+/// freed ranges of a step land in one `FreeRuns` item and merge into long
 /// hole-punch runs. Split by hash order, they would interleave and each punch
 /// would cover a block or two.
 const BLOCKS_PER_ITEM: usize = ROOT_ENTRIES_PER_STEP * crate::engine::create::PAGE_ENTRIES;
@@ -85,7 +87,11 @@ impl Store {
                     self.drop_root_step(&key, snapshot_id)?;
                 }
                 GcItem::ReleaseBlocks { blocks } => self.release_blocks_step(&key, &blocks)?,
-                GcItem::FreeExtents { extents } => self.free_extents_step(guard, &key, &extents)?,
+                GcItem::FreeExtents { extents } => {
+                    let runs = extents.into_iter().map(ExtentRun::from).collect();
+                    self.free_extents_step(guard, &key, runs)?;
+                }
+                GcItem::FreeRuns { runs } => self.free_extents_step(guard, &key, runs)?,
                 GcItem::FreePages { pages } => self.free_pages_step(&key, &pages)?,
             }
             steps += 1;
@@ -141,8 +147,12 @@ impl Store {
                 break;
             }
         }
-        if entries == 0 {
+        // A step that found fewer entries than it may take has reached the
+        // end of the root, so the item goes in the same commit.
+        if entries < ROOT_ENTRIES_PER_STEP {
             batch.remove(queue_key.to_vec());
+        }
+        if entries == 0 {
             return self.meta.commit(batch);
         }
 
@@ -236,16 +246,13 @@ impl Store {
     }
 
     /// Decrements blocks; those that reach zero leave the index and their
-    /// ranges are queued for punching.
+    /// ranges are queued for punching, merged into runs.
     fn release_blocks_step(&self, queue_key: &[u8], blocks: &[(BlockHash, u32)]) -> Result<()> {
+        let records = self.read_block_records(blocks)?;
         let mut batch = Batch::default();
         let mut freed = Vec::new();
         let mut packs: BTreeMap<u32, PackRecord> = BTreeMap::new();
-        for (hash, decrement) in blocks {
-            let record = self
-                .meta
-                .get::<BlockRecord>("block", &keys::block(hash))?
-                .ok_or_else(|| missing_block(hash))?;
+        for ((hash, decrement), (key, record)) in blocks.iter().zip(records) {
             let remaining = record.refcount.checked_sub(u64::from(*decrement)).ok_or_else(|| {
                 Error::corruption(format!(
                     "block {hash} has reference count {} but {decrement} references are being dropped. \
@@ -255,7 +262,7 @@ impl Store {
             })?;
             if remaining > 0 {
                 batch.put(
-                    keys::block(hash),
+                    key,
                     &BlockRecord {
                         refcount: remaining,
                         ..record
@@ -263,11 +270,11 @@ impl Store {
                 )?;
                 continue;
             }
-            batch.remove(keys::block(hash));
-            freed.push(Extent {
+            batch.remove(key);
+            freed.push(ExtentRun::from(Extent {
                 pack: record.pack,
                 offset: record.offset,
-            });
+            }));
             let pack = match packs.entry(record.pack) {
                 std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
                 std::collections::btree_map::Entry::Vacant(entry) => entry.insert(
@@ -285,74 +292,99 @@ impl Store {
         if !freed.is_empty() {
             batch.put(
                 keys::gc_item(self.meta.next_id()?),
-                &GcItem::FreeExtents { extents: freed },
+                &GcItem::FreeRuns {
+                    runs: merge_runs(freed, u64::from(self.config.block_size)),
+                },
             )?;
         }
         self.meta.commit(batch)
     }
 
-    /// Punches freed ranges, then retires the item and any pack left empty.
+    /// Reads the index records of `blocks`, in order, each with its key. The
+    /// lookups are independent, so they run on every core.
+    fn read_block_records(
+        &self,
+        blocks: &[(BlockHash, u32)],
+    ) -> Result<Vec<(Vec<u8>, BlockRecord)>> {
+        blocks
+            .par_iter()
+            .map(|(hash, _)| {
+                let key = keys::block(hash);
+                let record = self
+                    .meta
+                    .get::<BlockRecord>("block", &key)?
+                    .ok_or_else(|| {
+                        Error::corruption(format!(
+                            "block {hash} is referenced by a page being collected but is not in the block index. \
+                             Run `blocksnap verify`"
+                        ))
+                    })?;
+                Ok((key, record))
+            })
+            .collect()
+    }
+
+    /// Punches freed runs, then retires the item and any pack left empty.
     fn free_extents_step(
         &self,
         guard: &WriterGuard<'_>,
         queue_key: &[u8],
-        extents: &[Extent],
+        runs: Vec<ExtentRun>,
     ) -> Result<()> {
         // ORDER: the commit that removed these blocks from the index must be
         // durable before their bytes are punched. Otherwise a crash could bring
         // the block records back, pointing at zeros.
         self.meta.flush_if_needed()?;
-        let mut punched = BTreeSet::new();
-        for (extent, blocks) in self.punch_runs(extents)? {
-            self.packs.free(extent, blocks)?;
-            punched.insert(extent.pack);
+        let runs = merge_runs(runs, u64::from(self.config.block_size));
+        let (to_punch, emptied) = self.punch_runs(&runs)?;
+        let mut punched_packs = BTreeSet::new();
+        for run in to_punch {
+            let start = Extent {
+                pack: run.pack,
+                offset: run.offset,
+            };
+            self.packs.free(start, run.blocks)?;
+            punched_packs.insert(run.pack);
         }
         // ORDER: the punches must be durable before the item that requests them
         // is removed, or a power loss could leave the ranges allocated with
         // nothing left to free them.
-        self.packs.sync_punched(&punched)?;
+        self.packs.sync_punched(&punched_packs)?;
+        // ORDER: the records of the packs cut whole are removed in this
+        // commit, after `empty_pack` made each cut durable, so that a file a
+        // crash leaves without a record is empty.
         let mut batch = Batch::default();
         batch.remove(queue_key.to_vec());
+        for pack in &emptied {
+            batch.remove(keys::pack(*pack));
+        }
         self.meta.commit(batch)?;
+        self.unlink_packs(emptied)?;
         self.remove_empty_packs(guard)
     }
 
-    /// Groups `extents` into runs of adjacent blocks, one hole punch each. A
-    /// pack with no live block left is cut to zero bytes here instead, and
-    /// `remove_empty_packs` unlinks it. Blocks of one snapshot are appended
-    /// together, so runs are usually long.
-    fn punch_runs(&self, extents: &[Extent]) -> Result<Vec<(Extent, u64)>> {
-        let block_size = u64::from(self.config.block_size);
-        let mut by_pack: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
-        for extent in extents {
-            by_pack.entry(extent.pack).or_default().push(extent.offset);
-        }
-        let mut runs = Vec::new();
-        for (pack, mut offsets) in by_pack {
+    /// Splits `runs`, sorted and merged by [`merge_runs`], into the runs to
+    /// punch and the packs cut whole. A pack with no live block left is cut to
+    /// zero bytes here instead of punched, and its id is returned so that its
+    /// record can go and its file be unlinked.
+    fn punch_runs(&self, runs: &[ExtentRun]) -> Result<(Vec<ExtentRun>, Vec<u32>)> {
+        let mut to_punch = Vec::new();
+        let mut emptied = Vec::new();
+        for pack_runs in runs.chunk_by(|left, right| left.pack == right.pack) {
+            let Some(pack) = pack_runs.first().map(|run| run.pack) else {
+                continue;
+            };
             let record = self.meta.get::<PackRecord>("pack", &keys::pack(pack))?;
             if let Some(record) = record.filter(|record| record.live_blocks == 0) {
                 // Cutting the whole file frees every range at once.
                 if self.packs.empty_pack(pack, record.committed_len)? {
+                    emptied.push(pack);
                     continue;
                 }
             }
-            offsets.sort_unstable();
-            offsets.dedup();
-            let mut run: Option<(Extent, u64)> = None;
-            for offset in offsets {
-                match &mut run {
-                    Some((start, blocks)) if start.offset + *blocks * block_size == offset => {
-                        *blocks += 1;
-                    }
-                    _ => {
-                        runs.extend(run.take());
-                        run = Some((Extent { pack, offset }, 1));
-                    }
-                }
-            }
-            runs.extend(run);
+            to_punch.extend_from_slice(pack_runs);
         }
-        Ok(runs)
+        Ok((to_punch, emptied))
     }
 
     /// Unlinks every pack whose record shows no live block left in it.
@@ -376,16 +408,24 @@ impl Store {
         if empty.is_empty() {
             return Ok(());
         }
-        // ORDER: the record goes next, and durably: a file unlinked while its
-        // record's removal is not yet durable could come back as a missing pack
-        // with live blocks.
         let mut batch = Batch::default();
         for pack in &empty {
             batch.remove(keys::pack(*pack));
         }
         self.meta.commit(batch)?;
+        self.unlink_packs(empty)
+    }
+
+    /// Unlinks the files of `packs`, whose records' removal is committed.
+    fn unlink_packs(&self, packs: Vec<u32>) -> Result<()> {
+        if packs.is_empty() {
+            return Ok(());
+        }
+        // ORDER: the records' removal must be durable before the files are
+        // unlinked, because a file unlinked while its record's removal is not
+        // yet durable could come back as a missing pack with live blocks.
         let removed = self.meta.flush().and_then(|()| {
-            for pack in empty {
+            for pack in packs {
                 self.packs.remove_pack(pack)?;
             }
             Ok(())
@@ -424,6 +464,30 @@ impl Store {
     }
 }
 
+/// Sorts `runs` by pack and offset and merges the runs that touch or overlap,
+/// so that each range is punched once. Offsets are multiples of `block_size`,
+/// as every block is appended whole.
+pub(crate) fn merge_runs(mut runs: Vec<ExtentRun>, block_size: u64) -> Vec<ExtentRun> {
+    let end_of = |run: &ExtentRun| {
+        run.offset
+            .saturating_add(run.blocks.saturating_mul(block_size))
+    };
+    runs.retain(|run| run.blocks > 0);
+    runs.sort_unstable_by_key(|run| (run.pack, run.offset));
+    let mut merged: Vec<ExtentRun> = Vec::with_capacity(runs.len());
+    for run in runs {
+        if let Some(last) = merged.last_mut() {
+            if last.pack == run.pack && run.offset <= end_of(last) {
+                let end = end_of(last).max(end_of(&run));
+                last.blocks = (end - last.offset) / block_size;
+                continue;
+            }
+        }
+        merged.push(run);
+    }
+    merged
+}
+
 /// Decodes a root entry's value.
 pub(crate) fn page_hash_from(key: &[u8], value: &[u8]) -> Result<PageHash> {
     let bytes: [u8; HASH_LEN] = value.try_into().map_err(|_| bad_key("root entry", key))?;
@@ -447,4 +511,49 @@ fn missing_pack_record(pack: u32) -> Error {
     Error::corruption(format!(
         "pack {pack} contains a live block but has no pack record. Run `blocksnap verify`"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(pack: u32, offset: u64, blocks: u64) -> ExtentRun {
+        ExtentRun {
+            pack,
+            offset,
+            blocks,
+        }
+    }
+
+    #[test]
+    fn merge_runs_joins_adjacent_blocks() {
+        let blocks = [3, 0, 1, 2, 5].map(|index| run(1, index * 4096, 1));
+        let merged = merge_runs(blocks.to_vec(), 4096);
+        assert_eq!(merged, vec![run(1, 0, 4), run(1, 5 * 4096, 1)]);
+    }
+
+    #[test]
+    fn merge_runs_keeps_packs_apart() {
+        let runs = vec![run(2, 0, 1), run(1, 4096, 1), run(1, 0, 1), run(2, 4096, 2)];
+        let merged = merge_runs(runs, 4096);
+        assert_eq!(merged, vec![run(1, 0, 2), run(2, 0, 3)]);
+    }
+
+    #[test]
+    fn merge_runs_absorbs_overlaps_and_repeats() {
+        let runs = vec![
+            run(1, 0, 4),
+            run(1, 4096, 1),
+            run(1, 2 * 4096, 4),
+            run(1, 0, 4),
+            run(1, 9 * 4096, 0),
+        ];
+        let merged = merge_runs(runs, 4096);
+        assert_eq!(merged, vec![run(1, 0, 6)]);
+    }
+
+    #[test]
+    fn merge_runs_of_nothing_is_empty() {
+        assert_eq!(merge_runs(Vec::new(), 65536), Vec::new());
+    }
 }

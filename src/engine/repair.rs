@@ -18,14 +18,16 @@ use crate::storage::hash::{BlockHash, PageHash, HASH_LEN};
 use crate::storage::keys;
 use crate::storage::meta::Batch;
 use crate::storage::pack::BlockStore;
+use crate::storage::pack::MAX_PACK_BYTES;
 use crate::storage::records::{
-    BlockRecord, Extent, GcItem, PackRecord, PageBody, PageCount, PageDelta, PendingCreate,
-    SnapshotRecord,
+    BlockRecord, Extent, ExtentRun, GcItem, PackRecord, PageBody, PageCount, PageDelta,
+    PendingCreate, SnapshotRecord,
 };
 use crate::store::bad_key;
 use crate::Store;
 
 use super::create::PAGE_ENTRIES;
+use super::gc::merge_runs;
 use super::pages::StoredPage;
 
 /// Maximum number of problem descriptions kept in a [`RepairReport`]. The
@@ -34,8 +36,8 @@ const MAX_PROBLEMS: usize = 100;
 /// Maximum number of block indices listed per damaged snapshot. The count goes
 /// on past it.
 const MAX_LISTED_INDICES: usize = 100;
-/// Maximum number of extents per `FreeExtents` item that repair queues.
-const EXTENTS_PER_ITEM: usize = 4096;
+/// Maximum number of runs per `FreeRuns` item that repair queues.
+const RUNS_PER_ITEM: usize = 4096;
 
 /// The result of [`Store::repair`]: what was fixed, and what could not be.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -209,11 +211,13 @@ impl Store {
             free,
             damage,
         } = plan;
-        for extents in free.chunks(EXTENTS_PER_ITEM) {
+        let block_size = u64::from(self.config.block_size);
+        let runs = merge_runs(free.into_iter().map(ExtentRun::from).collect(), block_size);
+        for runs in runs.chunks(RUNS_PER_ITEM) {
             batch.put(
                 keys::gc_item(self.meta.next_id()?),
-                &GcItem::FreeExtents {
-                    extents: extents.to_vec(),
+                &GcItem::FreeRuns {
+                    runs: runs.to_vec(),
                 },
             )?;
         }
@@ -673,11 +677,15 @@ impl Store {
         plan: &mut Plan,
         report: &mut RepairReport,
     ) -> Result<()> {
+        let block_size = u64::from(self.config.block_size);
         let mut pending: HashSet<Extent> = HashSet::new();
         for entry in self.meta.scan("GC queue", &[keys::GC_QUEUE]) {
             let (key, value) = entry?;
             match codec::decode::<GcItem>("GC queue item", &value) {
                 Ok(GcItem::FreeExtents { extents }) => pending.extend(extents),
+                Ok(GcItem::FreeRuns { runs }) => {
+                    pending.extend(runs.iter().flat_map(|run| run_extents(run, block_size)));
+                }
                 Ok(
                     GcItem::DropRoot { .. }
                     | GcItem::ReleaseBlocks { .. }
@@ -771,4 +779,14 @@ struct LiveBlocks {
     end_per_pack: BTreeMap<u32, u64>,
     /// Every (pack, offset) a record points at.
     positions: HashSet<(u32, u64)>,
+}
+
+/// Lists the blocks of `run`. A run never spans more than one pack, so a
+/// longer one, which only a damaged item can hold, is cut at that length.
+fn run_extents(run: &ExtentRun, block_size: u64) -> impl Iterator<Item = Extent> + '_ {
+    let blocks = run.blocks.min(MAX_PACK_BYTES / block_size);
+    (0..blocks).map(move |index| Extent {
+        pack: run.pack,
+        offset: run.offset.saturating_add(index * block_size),
+    })
 }

@@ -97,14 +97,19 @@ pub(crate) struct PackRecord {
 }
 
 /// One step of garbage collection still to do (key `q` + sequence number).
+/// bincode stores a variant's position, so new variants go at the end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum GcItem {
     /// Drop every root entry of snapshot `snapshot_id`, decrementing each page.
     DropRoot { snapshot_id: u64 },
     /// Decrement each block by the given count.
     ReleaseBlocks { blocks: Vec<(BlockHash, u32)> },
-    /// Punch these pack ranges: their blocks are gone from the index.
+    /// Punch these pack ranges, one entry per block. Builds before `FreeRuns`
+    /// queued this form, and it is still drained so that their items finish.
     FreeExtents { extents: Vec<Extent> },
+    /// Punch these runs of consecutive blocks: their blocks are gone from the
+    /// index.
+    FreeRuns { runs: Vec<ExtentRun> },
     /// Remove these pages, whose counts reached zero: re-express each delta
     /// page based on one of them, then release the blocks they alone held.
     FreePages { pages: Vec<PageHash> },
@@ -115,6 +120,24 @@ pub(crate) enum GcItem {
 pub(crate) struct Extent {
     pub pack: u32,
     pub offset: u64,
+}
+
+/// `blocks` consecutive blocks of one pack, the first at byte `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ExtentRun {
+    pub pack: u32,
+    pub offset: u64,
+    pub blocks: u64,
+}
+
+impl From<Extent> for ExtentRun {
+    fn from(extent: Extent) -> ExtentRun {
+        ExtentRun {
+            pack: extent.pack,
+            offset: extent.offset,
+            blocks: 1,
+        }
+    }
 }
 
 /// A persisted Lightsail operation (key `o` + sequence number).
@@ -204,6 +227,13 @@ mod tests {
                 offset: 8192,
             }],
         });
+        round_trip(&GcItem::FreeRuns {
+            runs: vec![ExtentRun {
+                pack: 2,
+                offset: 1 << 30,
+                blocks: 16_384,
+            }],
+        });
         round_trip(&GcItem::FreePages {
             pages: vec![PageHash::of(b"page")],
         });
@@ -223,5 +253,45 @@ mod tests {
         });
         round_trip(&PendingDelete { snapshot_id: 3 });
         round_trip(&PageHash::of(b"root"));
+    }
+
+    /// Bytes of a `FreeExtents` item as the build before `FreeRuns` wrote
+    /// them: version 1, variant 2, two extents (pack 1 at 8 KiB, pack 300 at
+    /// 8 GiB) in bincode's variable-length integers.
+    #[test]
+    fn free_extents_bytes_still_decode() {
+        let bytes = [
+            1, 2, 2, 1, 251, 0, 32, 251, 44, 1, 253, 0, 0, 0, 0, 2, 0, 0, 0,
+        ];
+        let item = decode::<GcItem>("test", &bytes).unwrap();
+        assert_eq!(
+            item,
+            GcItem::FreeExtents {
+                extents: vec![
+                    Extent {
+                        pack: 1,
+                        offset: 8192
+                    },
+                    Extent {
+                        pack: 300,
+                        offset: 1 << 33
+                    },
+                ],
+            }
+        );
+        assert_eq!(encode(&item).unwrap(), bytes);
+    }
+
+    #[test]
+    fn free_runs_is_variant_three() {
+        let bytes = encode(&GcItem::FreeRuns {
+            runs: vec![ExtentRun {
+                pack: 1,
+                offset: 8192,
+                blocks: 3,
+            }],
+        })
+        .unwrap();
+        assert_eq!(bytes, [1, 3, 1, 1, 251, 0, 32, 3]);
     }
 }
