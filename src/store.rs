@@ -143,7 +143,18 @@ impl Store {
         };
         let report = {
             let guard = store.lock_writer_only();
-            store.finish_interrupted_work(&guard, true)?
+            match store.finish_interrupted_work(&guard, true) {
+                Ok(report) => report,
+                // Damaged metadata must not keep the store closed, or `verify`,
+                // `repair` and the restores of undamaged snapshots could not
+                // run. The queued work stays for the next writer call.
+                Err(error) if error.kind() == crate::error::ErrorKind::Corruption => {
+                    tracing::warn!(%error, "could not finish work an earlier call left undone; run `blocksnap verify`");
+                    store.packs.mark_needs_reconcile();
+                    RecoveryReport::default()
+                }
+                Err(error) => return Err(error),
+            }
         };
         tracing::info!(
             path = %store.path.display(),

@@ -541,10 +541,23 @@ impl<'a> CreateRun<'a> {
         let store = self.store;
         let (page, _) = page_hash(&entries)?;
         let mut batch = Batch::default();
-        if let Some(count) = store
+        let count = match store
             .meta
             .get::<PageCount>("page count", &keys::page_count(&page))?
         {
+            Some(count) => Some(count),
+            // A page whose count is gone but whose form is still stored waits
+            // in the GC queue (its free failed). Naming it again keeps it.
+            None if store.meta.contains("page", &keys::page_body(&page))?
+                || store
+                    .meta
+                    .contains("delta page", &keys::page_delta(&page))? =>
+            {
+                Some(PageCount { refcount: 0 })
+            }
+            None => None,
+        };
+        if let Some(count) = count {
             if !self.new_blocks.is_empty() {
                 return Err(Error::corruption(format!(
                     "page {page} is stored, but {} of its blocks are missing from the block index. \

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::OperationStatus;
 use crate::storage::codec;
 use crate::storage::hash::{BlockHash, PageHash, HASH_LEN};
@@ -252,7 +252,14 @@ impl Store {
         let mut batch = Batch::default();
         let mut freed = Vec::new();
         let mut packs: BTreeMap<u32, PackRecord> = BTreeMap::new();
-        for ((hash, decrement), (key, record)) in blocks.iter().zip(records) {
+        let mut unreadable = 0u64;
+        for ((hash, decrement), entry) in blocks.iter().zip(records) {
+            let Some((key, record)) = entry else {
+                // Nothing is left to free for a block the index lost; the
+                // pages that still name it are `verify`'s to report.
+                unreadable += 1;
+                continue;
+            };
             let remaining = record.refcount.checked_sub(u64::from(*decrement)).ok_or_else(|| {
                 Error::corruption(format!(
                     "block {hash} has reference count {} but {decrement} references are being dropped. \
@@ -285,6 +292,13 @@ impl Store {
             };
             pack.live_blocks = pack.live_blocks.saturating_sub(1);
         }
+        if unreadable > 0 {
+            tracing::warn!(
+                blocks = unreadable,
+                "blocks being released are missing from the block index or do not decode; \
+                 skipped them. Run `blocksnap verify`"
+            );
+        }
         for (id, record) in &packs {
             batch.put(keys::pack(*id), record)?;
         }
@@ -305,21 +319,18 @@ impl Store {
     fn read_block_records(
         &self,
         blocks: &[(BlockHash, u32)],
-    ) -> Result<Vec<(Vec<u8>, BlockRecord)>> {
+    ) -> Result<Vec<Option<KeyedBlockRecord>>> {
         blocks
             .par_iter()
             .map(|(hash, _)| {
                 let key = keys::block(hash);
-                let record = self
-                    .meta
-                    .get::<BlockRecord>("block", &key)?
-                    .ok_or_else(|| {
-                        Error::corruption(format!(
-                            "block {hash} is referenced by a page being collected but is not in the block index. \
-                             Run `blocksnap verify`"
-                        ))
-                    })?;
-                Ok((key, record))
+                match self.meta.get::<BlockRecord>("block", &key) {
+                    Ok(record) => Ok(record.map(|record| (key, record))),
+                    // An undecodable record is left for `repair`, like a
+                    // missing one.
+                    Err(error) if error.kind() == ErrorKind::Corruption => Ok(None),
+                    Err(error) => Err(error),
+                }
             })
             .collect()
     }
@@ -499,6 +510,9 @@ fn missing_page(page: &PageHash) -> Error {
         "page {page} is referenced by a snapshot root but is not stored. Run `blocksnap verify`"
     ))
 }
+
+/// A block record with its key; `None` where the index has no readable one.
+type KeyedBlockRecord = (Vec<u8>, BlockRecord);
 
 fn missing_block(block: &BlockHash) -> Error {
     Error::corruption(format!(

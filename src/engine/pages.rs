@@ -19,13 +19,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::storage::codec;
 use crate::storage::hash::{BlockHash, PageHash};
 use crate::storage::keys;
 use crate::storage::meta::Batch;
 use crate::storage::records::{PageBody, PageDelta};
 use crate::Store;
+
+use super::create::PAGE_ENTRIES;
 
 /// Maximum number of delta records between a page and the full page its
 /// entries come from. Reading a page walks this chain, so a page deeper than
@@ -184,7 +186,7 @@ impl Store {
         for _ in 0..RESOLVE_ATTEMPTS {
             match self.try_resolve_page(page) {
                 Ok(resolved) => return Ok(resolved),
-                Err(error) if error.kind() == crate::error::ErrorKind::Corruption => {
+                Err(error) if error.kind() == ErrorKind::Corruption => {
                     last_error = Some(error);
                 }
                 Err(error) => return Err(error),
@@ -202,6 +204,7 @@ impl Store {
             match self.load_stored_page(&current)? {
                 Some(StoredPage::Full(body)) => break body,
                 Some(StoredPage::Delta(delta)) => {
+                    check_delta(&current, &delta)?;
                     if deltas.len() > MAX_DELTA_DEPTH * 4 {
                         return Err(Error::corruption(format!(
                             "page {page} is based on a chain of more than {} delta pages. Run `blocksnap verify`",
@@ -263,15 +266,39 @@ impl Store {
         dependents: &[PageHash],
         block_changes: &mut HashMap<BlockHash, i64>,
     ) -> Result<()> {
+        // Every read and check comes first, so that a damaged page fails the
+        // call before anything is staged.
+        let rebased = self.rebase_dependents(page, stored, dependents)?;
+
         for block in stored.block_refs() {
             *block_changes.entry(*block).or_insert(0) -= 1;
         }
         unstage_stored_page(batch, page, stored);
         batch.remove(keys::page_count(page));
-        if dependents.is_empty() {
-            return Ok(());
+        for (dependent, old, new) in rebased {
+            for block in old.block_refs() {
+                *block_changes.entry(*block).or_insert(0) -= 1;
+            }
+            unstage_stored_page(batch, &dependent, &old);
+            for block in new.block_refs() {
+                *block_changes.entry(*block).or_insert(0) += 1;
+            }
+            stage_stored_page(batch, &dependent, &new)?;
         }
+        Ok(())
+    }
 
+    /// Computes the new stored form of each delta page based on `page`:
+    /// returns (dependent, old form, new form) triples.
+    fn rebase_dependents(
+        &self,
+        page: &PageHash,
+        stored: &StoredPage,
+        dependents: &[PageHash],
+    ) -> Result<Vec<(PageHash, StoredPage, StoredPage)>> {
+        if dependents.is_empty() {
+            return Ok(Vec::new());
+        }
         let freed = self.resolve_page(page)?.ok_or_else(|| missing_page(page))?;
         // The page each dependent is re-expressed against: the freed page's
         // base, or else the first dependent, which becomes full.
@@ -282,6 +309,7 @@ impl Store {
             ),
             None => None,
         };
+        let mut rebased = Vec::with_capacity(dependents.len());
         for dependent in dependents {
             let Some(StoredPage::Delta(delta)) = self.load_stored_page(dependent)? else {
                 return Err(Error::corruption(format!(
@@ -296,6 +324,7 @@ impl Store {
                     delta.base
                 )));
             }
+            check_delta(dependent, &delta)?;
             let entries = apply_changes(&freed.entries, delta.len, &delta.changes);
             let (hash, _) = page_hash(&entries)?;
             if hash != *dependent {
@@ -303,17 +332,7 @@ impl Store {
                     "page {dependent} does not match its hash. Run `blocksnap verify`"
                 )));
             }
-            let old = StoredPage::Delta(delta);
-            for block in old.block_refs() {
-                *block_changes.entry(*block).or_insert(0) -= 1;
-            }
-            unstage_stored_page(batch, dependent, &old);
-
             let new = stored_form(&entries, new_base.as_ref());
-            for block in new.block_refs() {
-                *block_changes.entry(*block).or_insert(0) += 1;
-            }
-            stage_stored_page(batch, dependent, &new)?;
             if new_base.is_none() {
                 new_base = Some(ResolvedPage {
                     hash: *dependent,
@@ -321,8 +340,9 @@ impl Store {
                     depth: 0,
                 });
             }
+            rebased.push((*dependent, StoredPage::Delta(delta), new));
         }
-        Ok(())
+        Ok(rebased)
     }
 
     /// Removes the pages in `pages` that can go in one step, as one commit, and
@@ -348,10 +368,19 @@ impl Store {
                 done += 1;
                 continue;
             }
-            let Some(stored) = self.load_stored_page(page)? else {
+            let stored = match self.load_stored_page(page) {
+                Ok(Some(stored)) => stored,
                 // Already freed by an earlier run of this item.
-                done += 1;
-                continue;
+                Ok(None) => {
+                    done += 1;
+                    continue;
+                }
+                Err(error) if error.kind() == ErrorKind::Corruption => {
+                    tracing::warn!(%page, %error, "a page that does not decode cannot be freed; keeping it");
+                    done += 1;
+                    continue;
+                }
+                Err(error) => return Err(error),
             };
             let dependents = self.page_dependents(page)?;
             let mut involved = dependents.clone();
@@ -360,12 +389,38 @@ impl Store {
             if involved.iter().any(|other| touched.contains(other)) {
                 break;
             }
-            self.stage_free_page(batch, page, &stored, &dependents, block_changes)?;
-            touched.extend(involved);
+            match self.stage_free_page(batch, page, &stored, &dependents, block_changes) {
+                Ok(()) => touched.extend(involved),
+                Err(error) if error.kind() == ErrorKind::Corruption => {
+                    // Nothing was staged. The page stays stored without a
+                    // count, so the delta pages based on it resolve as before;
+                    // `verify` reports it and `repair` names what it damages.
+                    tracing::warn!(%page, %error, "a damaged page cannot be freed; keeping it");
+                }
+                Err(error) => return Err(error),
+            }
             done += 1;
         }
         Ok(done)
     }
+}
+
+/// Rejects a delta record that no page could have produced: longer than a
+/// page, or with a change past its length.
+fn check_delta(page: &PageHash, delta: &PageDelta) -> Result<()> {
+    let len = delta.len as usize;
+    if len > PAGE_ENTRIES
+        || delta
+            .changes
+            .iter()
+            .any(|(position, _)| *position >= delta.len)
+    {
+        return Err(Error::corruption(format!(
+            "delta page {page} claims {len} entries or a change past them; a page has at most {PAGE_ENTRIES}. \
+             Run `blocksnap verify`"
+        )));
+    }
+    Ok(())
 }
 
 fn missing_page(page: &PageHash) -> Error {
