@@ -210,9 +210,9 @@ impl Store {
         let mut releases: Vec<(BlockHash, u32)> = Vec::new();
         for (block, change) in block_changes {
             if change > 0 {
-                // A block the freed page held is now held by a re-expressed
-                // dependent as well; its count is at least one until the
-                // decrements queued here run.
+                // A re-expressed dependent now also references a block that
+                // the freed page referenced. That block's count stays at
+                // least one until the decrements queued here run.
                 let record = self
                     .meta
                     .get::<BlockRecord>("block", &keys::block(&block))?

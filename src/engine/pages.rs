@@ -36,8 +36,8 @@ pub(crate) const MAX_DELTA_DEPTH: usize = 16;
 
 /// Attempts to resolve a page before a missing base or a hash mismatch counts
 /// as corruption. Readers do not take the writer lock, so a concurrent GC step
-/// can re-express a delta page between two reads of its chain; every commit
-/// is atomic, so reading the chain again sees a consistent state.
+/// can re-express a delta page between two reads of its chain. Every commit
+/// is atomic, so a second read of the chain returns a consistent state.
 const RESOLVE_ATTEMPTS: usize = 4;
 
 /// A page as stored.
@@ -48,7 +48,7 @@ pub(crate) enum StoredPage {
 }
 
 impl StoredPage {
-    /// The non-zero blocks this stored form holds a reference to, once per
+    /// Returns the non-zero blocks this stored form references, once per
     /// occurrence.
     pub(crate) fn block_refs(&self) -> Box<dyn Iterator<Item = &BlockHash> + '_> {
         match self {
@@ -63,7 +63,7 @@ impl StoredPage {
         }
     }
 
-    /// The page this one is based on, for a delta page.
+    /// Returns the page a delta page is based on, or `None` for a full page.
     pub(crate) fn base(&self) -> Option<PageHash> {
         match self {
             StoredPage::Full(_) => None,
