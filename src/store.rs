@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Instant;
 
 use crate::access::Policy;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::model::{OperationStatus, RegionName, Timestamp};
 use crate::storage::fault::{FaultInjector, Faults};
 use crate::storage::keys;
@@ -143,18 +143,7 @@ impl Store {
         };
         let report = {
             let guard = store.lock_writer_only();
-            match store.finish_interrupted_work(&guard, true) {
-                Ok(report) => report,
-                // Damaged metadata must not keep the store closed, or `verify`,
-                // `repair` and the restores of undamaged snapshots could not
-                // run. The queued work stays for the next writer call.
-                Err(error) if error.kind() == crate::error::ErrorKind::Corruption => {
-                    tracing::warn!(%error, "could not finish work an earlier call left undone; run `blocksnap verify`");
-                    store.packs.mark_needs_reconcile();
-                    RecoveryReport::default()
-                }
-                Err(error) => return Err(error),
-            }
+            store.finish_interrupted_work(&guard, true)?
         };
         tracing::info!(
             path = %store.path.display(),
@@ -341,7 +330,18 @@ impl Store {
             tracing::warn!(snapshot = %create.snapshot_name, "collected an interrupted create");
         }
 
-        report.gc_steps_resumed = self.drain_gc(guard)?;
+        match self.drain_gc(guard) {
+            Ok(steps) => report.gc_steps_resumed = steps,
+            // At open (the only caller that reconciles packs), a damaged
+            // record in the queue must not keep the store closed, or `verify`,
+            // `repair` and the restores of undamaged snapshots could not run.
+            // The queued work stays for the next writer call.
+            Err(error) if reconcile_packs && error.kind() == ErrorKind::Corruption => {
+                tracing::warn!(%error, "could not finish the queued collection; run `blocksnap verify`");
+                return Ok(report);
+            }
+            Err(error) => return Err(error),
+        }
         self.remove_empty_packs(guard)?;
         self.meta.flush_if_needed()?;
         Ok(report)
