@@ -211,13 +211,27 @@ impl Store {
             )));
         }
 
+        // A delete that runs meanwhile removes root entries, which would read
+        // as zero pages, so the result counts only if both snapshots remain.
+        let changed = self.changed_blocks_between(&first, &second);
+        self.ensure_still_live(&first)?;
+        self.ensure_still_live(&second)?;
+        changed
+    }
+
+    /// Compares the roots of `first` and `second` page by page.
+    fn changed_blocks_between(
+        &self,
+        first: &SnapshotRecord,
+        second: &SnapshotRecord,
+    ) -> Result<Vec<u64>> {
         let block_size = u64::from(self.config.block_size);
         let first_blocks = first.length.div_ceil(block_size);
         let second_blocks = second.length.div_ceil(block_size);
         let mut changed = Vec::new();
         for page_index in 0..first.page_count.max(second.page_count) {
-            let first_page = self.root_entry(&first, page_index)?;
-            let second_page = self.root_entry(&second, page_index)?;
+            let first_page = self.root_entry(first, page_index)?;
+            let second_page = self.root_entry(second, page_index)?;
             let start = page_index * PAGE_ENTRIES as u64;
             let first_len = first_blocks.saturating_sub(start).min(PAGE_ENTRIES as u64);
             let second_len = second_blocks.saturating_sub(start).min(PAGE_ENTRIES as u64);
@@ -272,16 +286,32 @@ impl Store {
         let page_index = index / PAGE_ENTRIES as u64;
         let start = page_index * PAGE_ENTRIES as u64;
         let page_len = (blocks - start).min(PAGE_ENTRIES as u64);
-        let entries = self.page_entries(self.root_entry(&snapshot, page_index)?, page_len)?;
+        let entries = match self
+            .root_entry(&snapshot, page_index)
+            .and_then(|page| self.page_entries(page, page_len))
+        {
+            Ok(entries) => entries,
+            Err(error) => {
+                self.ensure_still_live(&snapshot)?;
+                return Err(error);
+            }
+        };
         let position = usize::try_from(index - start).unwrap_or(usize::MAX);
         let hash = entries.get(position).copied().unwrap_or(BlockHash::ZERO);
 
         let len = usize::try_from(block_size.min(snapshot.length - index * block_size))
             .unwrap_or(usize::MAX);
         let mut data = vec![0u8; self.config.block_size as usize];
-        if !hash.is_zero() {
-            self.read_block_into(&snapshot, index, &hash, &mut data)?;
-        }
+        let read = if hash.is_zero() {
+            Ok(())
+        } else {
+            self.read_block_into(&snapshot, index, &hash, &mut data)
+        };
+        // A delete that runs meanwhile can remove the root entry (read as a
+        // zero page) or the block, so the result counts only if the snapshot
+        // remains.
+        self.ensure_still_live(&snapshot)?;
+        read?;
         data.truncate(len);
         Ok(SnapshotBlock { index, hash, data })
     }

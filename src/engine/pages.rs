@@ -168,14 +168,21 @@ fn apply_changes(base: &[BlockHash], len: u32, changes: &[(u32, BlockHash)]) -> 
 impl Store {
     /// Loads the stored form of `page`, or `None` if it is stored in neither
     /// form.
+    ///
+    /// The delta form is read first. A GC step can turn a delta page into a
+    /// full one between the two reads, but never a full page into a delta
+    /// page, so this order cannot miss a page that stays stored.
     pub(crate) fn load_stored_page(&self, page: &PageHash) -> Result<Option<StoredPage>> {
-        if let Some(body) = self.meta.get::<PageBody>("page", &keys::page_body(page))? {
-            return Ok(Some(StoredPage::Full(body)));
+        if let Some(delta) = self
+            .meta
+            .get::<PageDelta>("delta page", &keys::page_delta(page))?
+        {
+            return Ok(Some(StoredPage::Delta(delta)));
         }
         Ok(self
             .meta
-            .get::<PageDelta>("delta page", &keys::page_delta(page))?
-            .map(StoredPage::Delta))
+            .get::<PageBody>("page", &keys::page_body(page))?
+            .map(StoredPage::Full))
     }
 
     /// Reads the entries of `page`, following its chain of deltas, and checks

@@ -419,7 +419,7 @@ impl Store {
     }
 
     /// Returns `NotFoundException` if `snapshot` was deleted since it was read.
-    fn ensure_still_live(&self, snapshot: &SnapshotRecord) -> Result<()> {
+    pub(crate) fn ensure_still_live(&self, snapshot: &SnapshotRecord) -> Result<()> {
         match self.get_snapshot_record(&snapshot.name)? {
             Some(current) if current.id == snapshot.id => Ok(()),
             _ => Err(Error::not_found(format!(
