@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Time the file system's own cost of freeing a synced file.
 
-For each directory given, writes a file of fresh random bytes (1 GiB by
-default, the size the gc_throughput bench deletes), syncs it, then times
+For each directory given, writes a file of fresh random bytes and syncs it.
+The default size, 1 GiB, is what the gc_throughput bench deletes. It then times
 ftruncate(0) + fsync with the file's pages still cached, as they are right
 after a create. That is what blocksnap does to a pack left without live
 blocks, so it bounds the garbage-collection throughput from below. Prints

@@ -400,8 +400,8 @@ impl Store {
                 Ok(()) => touched.extend(involved),
                 Err(error) if error.kind() == ErrorKind::Corruption => {
                     // Nothing was staged. The page stays stored without a
-                    // count, so the delta pages based on it resolve as before;
-                    // `verify` reports it and `repair` names what it damages.
+                    // count, so the delta pages based on it resolve as before.
+                    // `verify` reports it, and `repair` names what it damages.
                     tracing::warn!(%page, %error, "a damaged page cannot be freed; keeping it");
                 }
                 Err(error) => return Err(error),

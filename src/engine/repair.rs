@@ -439,44 +439,33 @@ impl Store {
         report: &mut RepairReport,
     ) -> Result<HashMap<PageHash, Option<StoredPage>>> {
         let mut stored: HashMap<PageHash, Option<StoredPage>> = HashMap::new();
-        for entry in self.meta.scan("page", &[keys::PAGE_BODY]) {
-            let (key, encoded) = entry?;
-            let Some(hash) = keys::trailing_hash(&key).filter(|_| key.len() == 1 + HASH_LEN) else {
-                plan.batch.remove(key.to_vec());
-                report.unreferenced_pages_removed += 1;
-                continue;
-            };
-            let page = PageHash::from_bytes(hash);
-            let form = match codec::decode::<PageBody>("page", &encoded) {
-                Ok(body) => Some(StoredPage::Full(body)),
-                Err(error) => {
-                    report.problem(format!("page {page}: {error}"));
-                    None
+        // Full pages come first, so a page also stored as a delta keeps its
+        // full form.
+        for family in [keys::PAGE_BODY, keys::PAGE_DELTA] {
+            for entry in self.meta.scan("page", &[family]) {
+                let (key, encoded) = entry?;
+                let Some(hash) = keys::trailing_hash(&key).filter(|_| key.len() == 1 + HASH_LEN)
+                else {
+                    plan.batch.remove(key.to_vec());
+                    report.unreferenced_pages_removed += 1;
+                    continue;
+                };
+                let page = PageHash::from_bytes(hash);
+                if stored.contains_key(&page) {
+                    plan.batch.remove(key.to_vec());
+                    report.problem(format!("page {page} was stored both full and as a delta"));
+                    continue;
                 }
-            };
-            stored.insert(page, form);
-        }
-        for entry in self.meta.scan("delta page", &[keys::PAGE_DELTA]) {
-            let (key, encoded) = entry?;
-            let Some(hash) = keys::trailing_hash(&key).filter(|_| key.len() == 1 + HASH_LEN) else {
-                plan.batch.remove(key.to_vec());
-                report.unreferenced_pages_removed += 1;
-                continue;
-            };
-            let page = PageHash::from_bytes(hash);
-            if stored.contains_key(&page) {
-                plan.batch.remove(key.to_vec());
-                report.problem(format!("page {page} was stored both full and as a delta"));
-                continue;
+                let form = if family == keys::PAGE_BODY {
+                    codec::decode::<PageBody>("page", &encoded).map(StoredPage::Full)
+                } else {
+                    codec::decode::<PageDelta>("delta page", &encoded).map(StoredPage::Delta)
+                };
+                if let Err(error) = &form {
+                    report.problem(format!("page {page}: {error}"));
+                }
+                stored.insert(page, form.ok());
             }
-            let form = match codec::decode::<PageDelta>("delta page", &encoded) {
-                Ok(delta) => Some(StoredPage::Delta(delta)),
-                Err(error) => {
-                    report.problem(format!("page {page}: {error}"));
-                    None
-                }
-            };
-            stored.insert(page, form);
         }
         Ok(stored)
     }

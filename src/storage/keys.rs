@@ -62,12 +62,12 @@ pub(crate) fn page_delta(hash: &PageHash) -> Vec<u8> {
     tagged(PAGE_DELTA, &[hash.as_bytes()])
 }
 
-/// The key that records that delta page `delta` is based on page `base`.
+/// Returns the key that records that delta page `delta` is based on page `base`.
 pub(crate) fn page_edge(base: &PageHash, delta: &PageHash) -> Vec<u8> {
     tagged(PAGE_EDGE, &[base.as_bytes(), delta.as_bytes()])
 }
 
-/// The prefix of the edge keys of every delta page based on `base`.
+/// Returns the prefix of the edge keys of every delta page based on `base`.
 pub(crate) fn page_edge_prefix(base: &PageHash) -> Vec<u8> {
     tagged(PAGE_EDGE, &[base.as_bytes()])
 }

@@ -260,11 +260,11 @@ impl Meta {
     /// Syncs sled's log file and the blob files it wrote since the last call.
     ///
     /// sled 0.34.7's `flush` makes log writes stable with `sync_file_range`
-    /// on Linux (`pagecache/iobuf.rs`), which persists neither a grown file
-    /// size nor the drive's write cache, and it never syncs the files under
-    /// `blobs/`, which hold nodes larger than a quarter of a log segment
-    /// (`pagecache/blob_io.rs`). Only its background flusher calls
-    /// `sync_all`, once per interval.
+    /// on Linux (`pagecache/iobuf.rs`). That call persists neither a grown
+    /// file size nor the drive's write cache. sled also never syncs the files
+    /// under `blobs/`, which hold nodes larger than a quarter of a log segment
+    /// (`pagecache/blob_io.rs`). Only its background flusher calls `sync_all`,
+    /// once per interval.
     fn sync_log_files(&self) -> io::Result<()> {
         File::open(self.path.join("db"))?.sync_data()?;
 
