@@ -3,10 +3,12 @@
 
 For each directory given, writes a file of fresh random bytes and syncs it.
 The default size, 1 GiB, is what the gc_throughput bench deletes. It then times
-ftruncate(0) + fsync with the file's pages still cached, as they are right
-after a create. That is what blocksnap does to a pack left without live
-blocks, so it bounds the garbage-collection throughput from below. Prints
-the median of the rounds in milliseconds and in 64 KiB blocks per second.
+ftruncate(0) + fsync, once with the file's pages still cached, as they are
+right after a create, and once after evicting them with posix_fadvise, as
+they are when an old snapshot is deleted. That is what blocksnap does to a
+pack left without live blocks, so it bounds the garbage-collection
+throughput. Prints the median of the rounds in milliseconds and in 64 KiB
+blocks per second.
 
 Usage: python3 benches/fs_free_reference.py DIR [DIR ...]
 Environment: FS_REFERENCE_MIB (default 1024), FS_REFERENCE_ROUNDS (default 3).
@@ -26,27 +28,34 @@ def main():
     data = os.urandom(size)
     blocks = size // 65536
     for directory in sys.argv[1:]:
-        path = os.path.join(directory, "blocksnap-fs-reference.bin")
-        times = []
-        for _ in range(rounds):
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-                os.fsync(fd)
-                start = time.perf_counter()
-                os.ftruncate(fd, 0)
-                os.fsync(fd)
-                times.append(time.perf_counter() - start)
-            finally:
-                os.close(fd)
-                os.unlink(path)
-        median = statistics.median(times)
-        print(f"{directory}: ftruncate + fsync of {size >> 20} MiB: median {median * 1000:.0f} ms "
-              f"({blocks / median:,.0f} blocks of 64 KiB per second)")
+        for cache in ("cached", "evicted"):
+            median = median_free_seconds(directory, data, rounds, cache == "evicted")
+            print(f"{directory}: ftruncate + fsync of {size >> 20} MiB, pages {cache}: "
+                  f"median {median * 1000:.0f} ms ({blocks / median:,.0f} blocks of 64 KiB per second)")
 
+
+def median_free_seconds(directory, data, rounds, evict):
+    """Median time of ftruncate(0) + fsync of a synced file holding `data`."""
+    path = os.path.join(directory, "blocksnap-fs-reference.bin")
+    times = []
+    for _ in range(rounds):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+            if evict:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            start = time.perf_counter()
+            os.ftruncate(fd, 0)
+            os.fsync(fd)
+            times.append(time.perf_counter() - start)
+        finally:
+            os.close(fd)
+            os.unlink(path)
+    return statistics.median(times)
 
 if __name__ == "__main__":
     main()

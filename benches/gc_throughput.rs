@@ -12,6 +12,14 @@
 //!   pack also holds most of the deleted blocks, which are freed by one hole
 //!   punch.
 //!
+//! Each case also has a `_cold` variant. The plain one deletes with the pack's
+//! pages still in the page cache, as right after the create. The `_cold` one
+//! first evicts
+//! them (`posix_fadvise` with `DONTNEED`, not timed), as time and memory
+//! pressure have done by the time an old snapshot is deleted. Dropping 1 GiB
+//! of cached pages is part of the file system's freeing, and on some file
+//! systems it is most of it.
+//!
 //! Environment:
 //!
 //! - `BLOCKSNAP_BENCH_DIR`: directory in which each store's temporary directory
@@ -34,7 +42,7 @@
 )]
 
 use std::io::{self, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode, Throughput};
@@ -103,6 +111,15 @@ fn deleted_bytes() -> u64 {
     mib << 20
 }
 
+/// Evicts the pack files of the store in `dir` from the page cache. Their
+/// pages are clean, since a create syncs its packs before it returns.
+fn evict_packs(dir: &Path) {
+    for entry in std::fs::read_dir(dir.join("packs")).unwrap() {
+        let file = std::fs::File::open(entry.unwrap().path()).unwrap();
+        rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+    }
+}
+
 /// Creates a store in a new temporary directory with the snapshot `victim` of
 /// `bytes` unique bytes, after a snapshot `kept` of [`KEPT_BYTES`] when
 /// `shared` is set.
@@ -130,10 +147,21 @@ fn delete_unique(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(1));
     group.throughput(Throughput::Elements(bytes / BLOCK));
 
-    for (name, shared) in [("whole_pack", false), ("shared_pack", true)] {
+    for (name, shared, cold) in [
+        ("whole_pack", false, false),
+        ("shared_pack", true, false),
+        ("whole_pack_cold", false, true),
+        ("shared_pack_cold", true, true),
+    ] {
         group.bench_function(name, |b| {
             b.iter_batched(
-                || store_with_victim(bytes, shared),
+                || {
+                    let (dir, store) = store_with_victim(bytes, shared);
+                    if cold {
+                        evict_packs(dir.path());
+                    }
+                    (dir, store)
+                },
                 |(dir, store)| {
                     store.delete_disk_snapshot("victim").unwrap();
                     (dir, store)
