@@ -166,6 +166,10 @@ pub(crate) fn io_failure(action: impl fmt::Display, error: std::io::Error) -> Er
         Some(code) if code == rustix::io::Errno::DQUOT.raw_os_error() => {
             "The disk quota is exhausted: free space and retry."
         }
+        Some(code) if code == rustix::io::Errno::ROFS.raw_os_error() => {
+            "The file system is read-only. To read or restore from the store, open it \
+             read-only (--read-only, StoreOptions::read_only)."
+        }
         _ => "Check the path, its permissions and the device, then retry.",
     };
     Error::operation_failure(format!("{action} failed ({error}). {hint}")).with_source(error)

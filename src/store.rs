@@ -12,6 +12,7 @@ use crate::storage::fault::{FaultInjector, Faults};
 use crate::storage::keys;
 use crate::storage::meta::{Batch, Meta};
 use crate::storage::pack::PackStore;
+use crate::storage::readonly::MetadataCopy;
 use crate::storage::records::{GcItem, PackRecord, PendingCreate, StoreConfig};
 
 /// Default block size: 64 KiB.
@@ -33,6 +34,20 @@ pub struct StoreOptions {
     pub region: Option<RegionName>,
     /// Test seam: consulted before every persistence step (see [`FaultInjector`]).
     pub fault_injector: Option<Arc<dyn FaultInjector>>,
+    /// Opens the store without changing a byte under its directory, for a
+    /// store on read-only media or one under inspection after a failure.
+    ///
+    /// sled cannot open a database read-only, so the open copies `metadata/`
+    /// into a private directory under the system's temporary directory
+    /// (`TMPDIR`) and works on the copy. The copy is about 1 % of the stored
+    /// bytes at 64 KiB blocks, and the handle removes it when dropped. Reads, restores, listings and `verify` work, and work left
+    /// undone by an interrupted call is left alone. Creates, deletes, tag
+    /// changes, garbage collection and repair fail with
+    /// `OperationFailureException`. The operation record of a restore goes to
+    /// the copy and is not kept. While the handle is open, a writable open of
+    /// the same store waits, then fails as for any other process holding it.
+    /// A missing store is not created: the open fails with `NotFoundException`.
+    pub read_only: bool,
 }
 
 /// A blocksnap store: a directory holding the metadata database (`metadata/`)
@@ -53,6 +68,9 @@ pub struct Store {
     pub(crate) policy: RwLock<Option<Arc<Policy>>>,
     /// Work the open found and finished.
     recovery: RecoveryReport,
+    /// The private metadata copy of a read-only handle. Declared last so that
+    /// it is dropped after the database that uses it.
+    read_only: Option<MetadataCopy>,
 }
 
 /// Proof that the caller holds the writer lock.
@@ -106,21 +124,33 @@ impl Store {
             block_size,
             region,
             fault_injector,
+            read_only,
         } = options;
         let path = path.as_ref().to_path_buf();
         let started = Instant::now();
         if let Some(block_size) = block_size {
             validate_block_size(block_size)?;
         }
-        std::fs::create_dir_all(&path).map_err(|error| {
-            crate::error::io_failure(
-                format_args!("creating store directory {}", path.display()),
-                error,
-            )
-        })?;
-
         let faults = Faults::new(fault_injector);
-        let meta = Meta::open(&path.join("metadata"), faults.clone())?;
+        let (meta, metadata_copy) = if read_only {
+            let copy = MetadataCopy::take(&path.join("metadata"))?;
+            (Meta::open(copy.path(), faults.clone())?, Some(copy))
+        } else {
+            std::fs::create_dir_all(&path).map_err(|error| {
+                crate::error::io_failure(
+                    format_args!("creating store directory {}", path.display()),
+                    error,
+                )
+            })?;
+            (Meta::open(&path.join("metadata"), faults.clone())?, None)
+        };
+        if read_only && !meta.contains("store configuration", keys::CONFIG)? {
+            return Err(Error::not_found(format!(
+                "the store at {} has no configuration record: it was never fully created. \
+                 Open it without read-only to create it",
+                path.display()
+            )));
+        }
         let config = load_or_create_config(&meta, &path, block_size, region)?;
         let region: RegionName = config.region.parse().map_err(|_| {
             Error::corruption(format!(
@@ -129,7 +159,13 @@ impl Store {
                 config.region
             ))
         })?;
-        let packs = PackStore::open(&path.join("packs"), config.block_size, faults, meta.clone())?;
+        let packs = PackStore::open(
+            &path.join("packs"),
+            config.block_size,
+            faults,
+            meta.clone(),
+            read_only,
+        )?;
 
         let mut store = Store {
             path,
@@ -140,8 +176,13 @@ impl Store {
             writer: Mutex::new(()),
             policy: RwLock::new(None),
             recovery: RecoveryReport::default(),
+            read_only: metadata_copy,
         };
-        let report = {
+        // A read-only handle leaves interrupted work alone: it concerns only
+        // data that no listed snapshot reads.
+        let report = if read_only {
+            RecoveryReport::default()
+        } else {
             let guard = store.lock_writer_only();
             store.finish_interrupted_work(&guard, true)?
         };
@@ -179,6 +220,25 @@ impl Store {
     /// The directory of the store.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// True if the handle was opened with [`StoreOptions::read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.read_only.is_some()
+    }
+
+    /// Fails with `OperationFailureException` naming `action` if the handle is
+    /// read-only. Every call that changes the store checks this before it
+    /// starts.
+    pub(crate) fn check_writable(&self, action: &str) -> Result<()> {
+        if self.read_only.is_none() {
+            return Ok(());
+        }
+        Err(Error::operation_failure(format!(
+            "cannot {action}: the store at {} is open read-only. \
+             Open it without --read-only (StoreOptions::read_only) to change it",
+            self.path.display()
+        )))
     }
 
     /// Metadata key writes and removals committed since this handle was opened.

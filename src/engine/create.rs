@@ -102,6 +102,7 @@ impl Store {
             request_tags,
         } = validate_create(disk_name, snapshot_name, tags)?;
 
+        self.check_writable("create a disk snapshot")?;
         let guard = self.lock_writer();
         self.ensure_name_free(snapshot_name)?;
         let snapshot_id = self.meta.next_id()?;

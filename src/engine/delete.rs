@@ -51,6 +51,7 @@ impl Store {
     /// ```
     pub fn delete_disk_snapshot(&self, snapshot_name: &str) -> Result<Vec<Operation>> {
         validate_resource_name("disk snapshot name", snapshot_name)?;
+        self.check_writable("delete a disk snapshot")?;
         let guard = self.lock_writer();
 
         let snapshot: SnapshotRecord = self

@@ -57,6 +57,7 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn collect_garbage(&self) -> Result<RecoveryReport> {
+        self.check_writable("collect garbage")?;
         let guard = self.lock_writer_only();
         self.finish_interrupted_work(&guard, false)
     }

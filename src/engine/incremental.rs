@@ -104,6 +104,7 @@ impl Store {
         } = validate_create(disk_name, snapshot_name, tags)?;
         validate_resource_name("parent disk snapshot name", parent)?;
 
+        self.check_writable("create a disk snapshot")?;
         let guard = self.lock_writer();
         self.ensure_name_free(snapshot_name)?;
         let parent_record = self

@@ -187,6 +187,7 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn repair(&self) -> Result<RepairReport> {
+        self.check_writable("repair the store")?;
         let guard = self.lock_writer_only();
         // Queued work is finished the normal way where it can be. A step that
         // fails (on a damaged page, say) is replaced by the recount below.

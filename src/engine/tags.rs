@@ -47,6 +47,7 @@ impl Store {
             .map(|tag| (tag.key.clone(), tag.value.clone().unwrap_or_default()))
             .collect();
 
+        self.check_writable("tag a resource")?;
         let _guard = self.lock_writer();
         let mut snapshot = self.load_for_tagging(resource_name)?;
         self.check_access(
@@ -95,6 +96,7 @@ impl Store {
             validate_tag_key(key)?;
         }
 
+        self.check_writable("untag a resource")?;
         let _guard = self.lock_writer();
         let mut snapshot = self.load_for_tagging(resource_name)?;
         self.check_access_with_keys(

@@ -7,4 +7,5 @@ pub(crate) mod hash;
 pub(crate) mod keys;
 pub(crate) mod meta;
 pub(crate) mod pack;
+pub(crate) mod readonly;
 pub(crate) mod records;

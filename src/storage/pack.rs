@@ -61,6 +61,9 @@ pub(crate) struct PackStore {
     /// pack's committed length or a file without a record; [`PackStore::recover`]
     /// clears it.
     needs_reconcile: AtomicBool,
+    /// Set for a store opened read-only: pack files are opened for reading
+    /// only, so that no code path can change them.
+    read_only: bool,
 }
 
 #[derive(Debug, Default)]
@@ -101,9 +104,12 @@ impl PackStore {
         block_size: u32,
         faults: Faults,
         meta: Meta,
+        read_only: bool,
     ) -> Result<PackStore> {
-        fs::create_dir_all(dir)
-            .map_err(|error| io_failure(format_args!("creating {}", dir.display()), error))?;
+        if !read_only {
+            fs::create_dir_all(dir)
+                .map_err(|error| io_failure(format_args!("creating {}", dir.display()), error))?;
+        }
         Ok(PackStore {
             dir: dir.to_path_buf(),
             block_size: u64::from(block_size),
@@ -112,6 +118,7 @@ impl PackStore {
             files: RwLock::new(HashMap::new()),
             writer: Mutex::new(Writer::default()),
             needs_reconcile: AtomicBool::new(false),
+            read_only,
         })
     }
 
@@ -300,7 +307,7 @@ impl PackStore {
         let path = self.path_of(pack);
         let file = OpenOptions::new()
             .read(true)
-            .write(true)
+            .write(!self.read_only)
             .open(&path)
             .map_err(|error| io_failure(format_args!("opening pack {}", path.display()), error))?;
         let file = Arc::new(file);

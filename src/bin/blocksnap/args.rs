@@ -35,6 +35,12 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub policy: Option<PathBuf>,
 
+    /// Open the store without changing it, for a store on read-only media or
+    /// under inspection. Reads, restores and verify work on a private copy of
+    /// the metadata; changes are refused. A missing store is not created.
+    #[arg(long, global = true)]
+    pub read_only: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -88,6 +88,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             block_size: cli.block_size,
             region,
             fault_injector: None,
+            read_only: cli.read_only,
         },
     )?;
     store.set_policy(policy);

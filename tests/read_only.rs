@@ -1,0 +1,322 @@
+//! Read-only opening: every read works, every change is rejected before it
+//! starts, and no byte under the store's directory changes, even when the
+//! store contains work that a failed delete left undone.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Cursor};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use blocksnap::model::Tag;
+use blocksnap::{ErrorKind, FaultInjector, PersistStep, Store, StoreOptions};
+
+use common::{assert_restores, distinct_blocks, open_store, random_bytes, BLOCK, BLOCK_SIZE};
+
+/// Blocks in each test image.
+const BLOCKS: usize = 48;
+
+/// Length and blake3 hash of every file under `root`, by relative path, with
+/// directories listed as such: a change to any byte, a new file or a removed
+/// one changes the result.
+fn fingerprint(root: &Path) -> BTreeMap<PathBuf, String> {
+    let mut entries = BTreeMap::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let relative = path.strip_prefix(root).unwrap().to_path_buf();
+            if path.is_dir() {
+                entries.insert(relative, "directory".to_owned());
+                pending.push(path);
+            } else {
+                let bytes = fs::read(&path).unwrap();
+                entries.insert(
+                    relative,
+                    format!("{} bytes, {}", bytes.len(), blake3::hash(&bytes)),
+                );
+            }
+        }
+    }
+    entries
+}
+
+fn open_read_only(path: &Path) -> blocksnap::Result<Store> {
+    Store::open_with(
+        path,
+        StoreOptions {
+            read_only: true,
+            ..StoreOptions::default()
+        },
+    )
+}
+
+/// `image` with blocks `indices` replaced by fresh bytes from `seed`.
+fn with_blocks_changed(image: &[u8], indices: &[u64], seed: u64) -> Vec<u8> {
+    let mut changed = image.to_vec();
+    for &index in indices {
+        let start = usize::try_from(index).unwrap() * BLOCK;
+        changed[start..start + BLOCK].copy_from_slice(&random_bytes(seed + index, BLOCK));
+    }
+    changed
+}
+
+fn assert_rejected_as_read_only(result: blocksnap::Result<impl std::fmt::Debug>, call: &str) {
+    let error = result.expect_err(call);
+    assert_eq!(error.kind(), ErrorKind::OperationFailure, "{call}: {error}");
+    assert!(
+        error.message().contains("read-only"),
+        "{call} should say the store is read-only: {error}"
+    );
+}
+
+#[test]
+fn handle_reads_all_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = distinct_blocks(1, BLOCKS);
+    let changed_indices = [3, 17, 40];
+    let second = with_blocks_changed(&first, &changed_indices, 500);
+    let third = with_blocks_changed(&second, &[5], 900);
+    {
+        let store = open_store(dir.path());
+        store
+            .create_disk_snapshot("disk-a", "first", &first[..], &[])
+            .unwrap();
+        store
+            .create_disk_snapshot_incremental(
+                "disk-a",
+                "second",
+                "first",
+                &changed_indices,
+                Cursor::new(&second),
+                &[],
+            )
+            .unwrap();
+        store
+            .create_disk_snapshot("disk-a", "third", &third[..], &[])
+            .unwrap();
+        store.delete_disk_snapshot("third").unwrap();
+    }
+    let before = fingerprint(dir.path());
+
+    let store = open_read_only(dir.path()).unwrap();
+    assert!(store.is_read_only());
+    assert_eq!(store.block_size(), BLOCK_SIZE);
+    let names: Vec<String> = store
+        .get_disk_snapshots(None)
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|snapshot| snapshot.name)
+        .collect();
+    assert_eq!(names, ["first", "second"]);
+    assert_restores(&store, "first", &first);
+    assert_restores(&store, "second", &second);
+    assert_eq!(
+        store.list_changed_blocks("first", "second").unwrap(),
+        changed_indices
+    );
+    let block = store.read_block("second", 17).unwrap();
+    assert_eq!(block.data, &second[17 * BLOCK..18 * BLOCK]);
+    let report = store.verify().unwrap();
+    assert!(report.is_clean(), "{report:?}");
+    assert_eq!(
+        store.get_disk_snapshot("third").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+
+    let tag = Tag {
+        key: "team".to_owned(),
+        value: Some("storage".to_owned()),
+    };
+    assert_rejected_as_read_only(
+        store.create_disk_snapshot("disk-a", "fourth", &third[..], &[]),
+        "create",
+    );
+    assert_rejected_as_read_only(
+        store.create_disk_snapshot_incremental(
+            "disk-a",
+            "fourth",
+            "second",
+            &[5],
+            Cursor::new(&third),
+            &[],
+        ),
+        "incremental create",
+    );
+    assert_rejected_as_read_only(store.delete_disk_snapshot("first"), "delete");
+    assert_rejected_as_read_only(store.tag_resource("first", &[tag]), "tag");
+    assert_rejected_as_read_only(store.untag_resource("first", &["team".to_owned()]), "untag");
+    assert_rejected_as_read_only(store.collect_garbage(), "collect_garbage");
+    assert_rejected_as_read_only(store.repair(), "repair");
+    assert_restores(&store, "first", &first);
+    drop(store);
+
+    assert_eq!(fingerprint(dir.path()), before);
+    // The rejected calls changed nothing in the store either.
+    let store = open_store(dir.path());
+    assert_restores(&store, "first", &first);
+    assert!(store.get_disk_snapshot("first").unwrap().tags.is_empty());
+    assert!(store.verify().unwrap().is_clean());
+}
+
+#[test]
+fn missing_store_is_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no-store-here");
+    let error = open_read_only(&path).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotFound, "{error}");
+    assert!(error.message().contains("does not create"), "{error}");
+    assert!(!path.exists());
+}
+
+#[test]
+fn readers_share_and_exclude_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = distinct_blocks(2, BLOCKS);
+    {
+        let store = open_store(dir.path());
+        store
+            .create_disk_snapshot("disk-b", "only", &image[..], &[])
+            .unwrap();
+    }
+
+    let reader = open_read_only(dir.path()).unwrap();
+    let second_reader = open_read_only(dir.path()).unwrap();
+    assert_restores(&second_reader, "only", &image);
+    let error = Store::open(dir.path()).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::OperationFailure, "{error}");
+    assert!(error.message().contains("in use"), "{error}");
+    drop(second_reader);
+    drop(reader);
+
+    let writer = open_store(dir.path());
+    let error = open_read_only(dir.path()).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::OperationFailure, "{error}");
+    assert!(error.message().contains("in use"), "{error}");
+    drop(writer);
+    assert_restores(&open_read_only(dir.path()).unwrap(), "only", &image);
+}
+
+/// Fails every hole punch and pack truncation while armed, so that a delete
+/// stops with its collection queued.
+#[derive(Debug, Default)]
+struct FailFreeing(AtomicBool);
+
+impl FaultInjector for FailFreeing {
+    fn before(&self, step: PersistStep) -> io::Result<()> {
+        let freeing = matches!(step, PersistStep::HolePunch | PersistStep::PackTruncate);
+        if freeing && self.0.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected failure"));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn failed_delete_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let kept = distinct_blocks(3, BLOCKS);
+    let deleted = distinct_blocks(4, BLOCKS);
+    let faults = Arc::new(FailFreeing::default());
+    {
+        let store = Store::open_with(
+            dir.path(),
+            StoreOptions {
+                block_size: Some(BLOCK_SIZE),
+                fault_injector: Some(Arc::clone(&faults) as Arc<dyn FaultInjector>),
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
+        store
+            .create_disk_snapshot("disk-c", "kept", &kept[..], &[])
+            .unwrap();
+        store
+            .create_disk_snapshot("disk-c", "deleted", &deleted[..], &[])
+            .unwrap();
+        faults.0.store(true, Ordering::SeqCst);
+        store.delete_disk_snapshot("deleted").unwrap_err();
+    }
+    let before = fingerprint(dir.path());
+
+    let store = open_read_only(dir.path()).unwrap();
+    assert_eq!(
+        *store.recovery_report(),
+        blocksnap::RecoveryReport::default()
+    );
+    assert_restores(&store, "kept", &kept);
+    assert_eq!(
+        store.get_disk_snapshot("deleted").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    drop(store);
+    assert_eq!(fingerprint(dir.path()), before);
+
+    // A writable open still finds the queued work and finishes it.
+    let store = open_store(dir.path());
+    assert!(store.recovery_report().gc_steps_resumed > 0);
+    assert_restores(&store, "kept", &kept);
+    assert!(store.verify().unwrap().is_clean());
+}
+
+#[test]
+fn cli_restores_and_rejects_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let image_path = dir.path().join("image.bin");
+    let image = distinct_blocks(5, BLOCKS);
+    fs::write(&image_path, &image).unwrap();
+    let blocksnap = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_blocksnap"))
+            .arg("--store")
+            .arg(&store_dir)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let created = blocksnap(&[
+        "create-disk-snapshot",
+        "--disk-name",
+        "disk-d",
+        "--disk-snapshot-name",
+        "only",
+        "--source",
+        image_path.to_str().unwrap(),
+    ]);
+    assert!(created.status.success(), "{created:?}");
+    let before = fingerprint(&store_dir);
+
+    let restored_path = dir.path().join("restored.bin");
+    let restored = blocksnap(&[
+        "--read-only",
+        "create-disk-from-snapshot",
+        "--disk-snapshot-name",
+        "only",
+        "--disk-name",
+        "restored",
+        "--target",
+        restored_path.to_str().unwrap(),
+    ]);
+    assert!(restored.status.success(), "{restored:?}");
+    assert!(fs::read(&restored_path).unwrap() == image);
+
+    let deleted = blocksnap(&[
+        "--read-only",
+        "delete-disk-snapshot",
+        "--disk-snapshot-name",
+        "only",
+    ]);
+    assert_eq!(deleted.status.code(), Some(1), "{deleted:?}");
+    let stderr = String::from_utf8_lossy(&deleted.stderr);
+    assert!(
+        stderr.contains("OperationFailureException") && stderr.contains("read-only"),
+        "{stderr}"
+    );
+    assert_eq!(fingerprint(&store_dir), before);
+}
