@@ -513,6 +513,36 @@ fn corrupt_pack_byte_detected() {
     assert!(!report.is_clean());
 }
 
+#[test]
+fn missing_pack_file_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = distinct_blocks(3, 4);
+    {
+        let store = open_store(dir.path());
+        store
+            .create_disk_snapshot("disk-1", "packless", &image[..], &[])
+            .unwrap();
+    }
+    fs::remove_file(dir.path().join("packs").join("pack-00000001.dat")).unwrap();
+    let store = open_store(dir.path());
+
+    let error = store
+        .create_disk_from_snapshot("packless", "disk-2", &mut Vec::new())
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Corruption, "{error}");
+    assert!(error.message().contains("\"packless\""), "{error}");
+    let error = store.read_block("packless", 0).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Corruption, "{error}");
+    assert!(
+        error.message().contains("pack-00000001.dat is missing"),
+        "{error}"
+    );
+
+    let report = store.verify().unwrap();
+    assert_eq!(report.missing_blocks, 4, "{report:?}");
+    assert!(!report.is_clean());
+}
+
 /// Ways to damage the metadata database files.
 #[derive(Debug, Clone, Copy)]
 enum Damage {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use crate::error::{io_failure, Error, Result};
+use crate::error::{io_failure, Error, ErrorKind, Result};
 use crate::model::{Operation, OperationStatus, OperationType, ResourceType};
 use crate::names::validate_resource_name;
 use crate::storage::hash::BlockHash;
@@ -401,13 +401,25 @@ impl Store {
                 snapshot.name
             ))
         })?;
-        self.packs.get(
-            Extent {
-                pack: record.pack,
-                offset: record.offset,
-            },
-            slot,
-        )?;
+        self.packs
+            .get(
+                Extent {
+                    pack: record.pack,
+                    offset: record.offset,
+                },
+                slot,
+            )
+            .map_err(|error| {
+                if error.kind() != ErrorKind::Corruption {
+                    return error;
+                }
+                let message = format!(
+                    "block {index} of snapshot {:?} cannot be read: {}",
+                    snapshot.name,
+                    error.message()
+                );
+                Error::corruption(message).with_source(error)
+            })?;
         if BlockHash::of(slot) != *hash {
             return Err(Error::corruption(format!(
                 "block {index} of snapshot {:?} does not match its hash {hash}: the stored bytes in pack {} at offset {} are damaged. \

@@ -520,7 +520,19 @@ impl BlockStore for PackStore {
     }
 
     fn get(&self, extent: Extent, buffer: &mut [u8]) -> Result<()> {
-        let file = self.file(extent.pack)?;
+        let file = match self.file(extent.pack) {
+            Ok(file) => file,
+            // A block record names the pack, so its file must exist.
+            Err(error) if !self.path_of(extent.pack).exists() => {
+                return Err(Error::corruption(format!(
+                    "pack file {} is missing, so the blocks stored in it are lost. \
+                     Run `blocksnap verify` to list the damaged snapshots",
+                    self.path_of(extent.pack).display()
+                ))
+                .with_source(error))
+            }
+            Err(error) => return Err(error),
+        };
         file.read_exact_at(buffer, extent.offset).map_err(|error| {
             if error.kind() == io::ErrorKind::UnexpectedEof {
                 Error::corruption(format!(
