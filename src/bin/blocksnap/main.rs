@@ -13,8 +13,8 @@ use blocksnap::access::Policy;
 use blocksnap::model::{
     CreateDiskFromSnapshotResult, CreateDiskSnapshotResult, DeleteDiskSnapshotResult,
     GetDiskSnapshotResult, GetDiskSnapshotsResult, GetOperationResult,
-    GetOperationsForResourceResult, GetOperationsResult, RegionName, Tag, TagResourceResult,
-    UntagResourceResult,
+    GetOperationsForResourceResult, GetOperationsResult, Operation, RegionName, Tag,
+    TagResourceResult, UntagResourceResult,
 };
 use blocksnap::{Error, Store, StoreOptions};
 use clap::Parser;
@@ -126,7 +126,8 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 Some(&|bytes| reporter.update(bytes)),
             )?;
             reporter.finish();
-            print_json(&CreateDiskSnapshotResult { operations })
+            let result = CreateDiskSnapshotResult { operations };
+            print_committed(&result, &result.operations)
         }
         Command::CreateDiskSnapshot {
             disk_name,
@@ -146,11 +147,13 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 Some(&|bytes| reporter.update(bytes)),
             )?;
             reporter.finish();
-            print_json(&CreateDiskSnapshotResult { operations })
+            let result = CreateDiskSnapshotResult { operations };
+            print_committed(&result, &result.operations)
         }
         Command::DeleteDiskSnapshot { disk_snapshot_name } => {
             let operations = store.delete_disk_snapshot(&disk_snapshot_name)?;
-            print_json(&DeleteDiskSnapshotResult { operations })
+            let result = DeleteDiskSnapshotResult { operations };
+            print_committed(&result, &result.operations)
         }
         Command::CreateDiskFromSnapshot {
             disk_snapshot_name,
@@ -165,7 +168,8 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 Some(&|bytes| reporter.update(bytes)),
             )?;
             reporter.finish();
-            print_json(&CreateDiskFromSnapshotResult { operations })
+            let result = CreateDiskFromSnapshotResult { operations };
+            print_committed(&result, &result.operations)
         }
         Command::GetDiskSnapshot { disk_snapshot_name } => {
             let disk_snapshot = store.get_disk_snapshot(&disk_snapshot_name)?;
@@ -239,14 +243,16 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             tags,
         } => {
             let operations = store.tag_resource(&resource_name, &parse_tags(&tags)?)?;
-            print_json(&TagResourceResult { operations })
+            let result = TagResourceResult { operations };
+            print_committed(&result, &result.operations)
         }
         Command::UntagResource {
             resource_name,
             tag_keys,
         } => {
             let operations = store.untag_resource(&resource_name, &tag_keys)?;
-            print_json(&UntagResourceResult { operations })
+            let result = UntagResourceResult { operations };
+            print_committed(&result, &result.operations)
         }
         Command::Verify { repair: true } => {
             let report = store.repair()?;
@@ -289,6 +295,30 @@ fn print_json<T: Serialize>(value: &T) -> Result<ExitCode, Error> {
                 .with_source(error)
         })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the result of a call that changed the store. If stdout fails, the
+/// error states that the change is committed and names its operations. A
+/// script that retried the call would otherwise repeat it, or fail on the
+/// name it already took.
+fn print_committed<T: Serialize>(value: &T, operations: &[Operation]) -> Result<ExitCode, Error> {
+    print_json(value).map_err(|error| {
+        let done: Vec<String> = operations
+            .iter()
+            .map(|operation| {
+                format!(
+                    "{} of {} (operation {})",
+                    operation.operation_type, operation.resource_name, operation.id
+                )
+            })
+            .collect();
+        Error::operation_failure(format!(
+            "{}. The call itself succeeded and is committed: {}. Do not repeat it. \
+             `get-operation --operation-id ID` shows the result again",
+            error.message(),
+            done.join(", ")
+        ))
+    })
 }
 
 fn load_policy(path: &Path) -> Result<Policy, Error> {
