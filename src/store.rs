@@ -381,10 +381,7 @@ impl Store {
             let mut batch = Batch::default();
             self.fail_operations(&mut batch, &create.operation_seqs, &reason)?;
             batch.remove(keys::pending_create(snapshot_id));
-            batch.put(
-                keys::gc_item(self.meta.next_id()?),
-                &GcItem::DropRoot { snapshot_id },
-            )?;
+            self.queue_gc_item(&mut batch, &GcItem::DropRoot { snapshot_id })?;
             self.meta.commit(batch)?;
             report.abandoned_creates += 1;
             tracing::warn!(snapshot = %create.snapshot_name, "collected an interrupted create");

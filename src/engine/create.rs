@@ -97,21 +97,12 @@ impl Store {
         tags: &[Tag],
         progress: Option<ProgressFn<'_>>,
     ) -> Result<Vec<Operation>> {
-        let CreateRequest {
-            tag_pairs,
-            request_tags,
-        } = validate_create(disk_name, snapshot_name, tags)?;
+        let request = validate_create(disk_name, snapshot_name, tags)?;
 
         self.check_writable("create a disk snapshot")?;
         let guard = self.lock_writer();
         self.ensure_name_free(snapshot_name)?;
-        let snapshot_id = self.meta.next_id()?;
-        self.check_access(
-            "lightsail:CreateDiskSnapshot",
-            &self.snapshot_arn(snapshot_id),
-            &[],
-            Some(&request_tags),
-        )?;
+        let snapshot_id = self.authorize_create(&request)?;
 
         let block_size = self.config.block_size as usize;
         std::thread::scope(|scope| {
@@ -124,16 +115,10 @@ impl Store {
             let parent = self.latest_snapshot_of(disk_name)?;
             let mut run =
                 CreateRun::new(self, &guard, snapshot_id, snapshot_name, disk_name, parent);
-            let result = run.ingest(&receiver, &recycle, progress, &tag_pairs);
+            let result = run.ingest(&receiver, &recycle, progress, &request.tag_pairs);
             // Dropping the receiver stops the reader thread if the run ended early.
             drop(receiver);
-            match result {
-                Ok(operations) => Ok(operations),
-                Err(error) => {
-                    run.abort(&error);
-                    Err(error)
-                }
-            }
+            result.inspect_err(|error| run.abort(error))
         })
     }
 
@@ -149,6 +134,20 @@ impl Store {
             )));
         }
         Ok(())
+    }
+
+    /// Allocates the id of the snapshot that `request` creates and checks that
+    /// the policy allows `lightsail:CreateDiskSnapshot` on it with the
+    /// request's tags. Call it with the writer lock held.
+    pub(super) fn authorize_create(&self, request: &CreateRequest) -> Result<u64> {
+        let snapshot_id = self.meta.next_id()?;
+        self.check_access(
+            "lightsail:CreateDiskSnapshot",
+            &self.snapshot_arn(snapshot_id),
+            &[],
+            Some(&request.request_tags),
+        )?;
+        Ok(snapshot_id)
     }
 
     /// The live snapshot of `disk_name` created last, whose pages a new snapshot
@@ -727,8 +726,8 @@ impl<'a> CreateRun<'a> {
                 batch.remove(keys::snapshot(self.snapshot_name));
             }
             batch.remove(keys::pending_create(self.snapshot_id));
-            batch.put(
-                keys::gc_item(store.meta.next_id()?),
+            store.queue_gc_item(
+                &mut batch,
                 &GcItem::DropRoot {
                     snapshot_id: self.snapshot_id,
                 },

@@ -6,7 +6,7 @@ use crate::model::{Operation, OperationType, ResourceType};
 use crate::names::validate_resource_name;
 use crate::storage::keys;
 use crate::storage::meta::Batch;
-use crate::storage::records::{GcItem, PendingDelete, SnapshotRecord};
+use crate::storage::records::{GcItem, PendingDelete};
 use crate::Store;
 
 use super::operations::PendingOperation;
@@ -54,16 +54,8 @@ impl Store {
         self.check_writable("delete a disk snapshot")?;
         let guard = self.lock_writer();
 
-        let snapshot: SnapshotRecord = self
-            .meta
-            .get("snapshot", &keys::snapshot(snapshot_name))?
-            .ok_or_else(|| not_found(snapshot_name))?;
-        self.check_access(
-            "lightsail:DeleteDiskSnapshot",
-            &self.snapshot_arn(snapshot.id),
-            &snapshot.tags,
-            None,
-        )?;
+        let snapshot = self.load_snapshot(snapshot_name)?;
+        self.check_snapshot_access("lightsail:DeleteDiskSnapshot", &snapshot)?;
 
         let mut operation = self.new_operation(
             snapshot_name,
@@ -73,8 +65,8 @@ impl Store {
         )?;
         let mut batch = Batch::default();
         batch.remove(keys::snapshot(snapshot_name));
-        batch.put(
-            keys::gc_item(self.meta.next_id()?),
+        self.queue_gc_item(
+            &mut batch,
             &GcItem::DropRoot {
                 snapshot_id: snapshot.id,
             },

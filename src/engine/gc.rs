@@ -62,6 +62,12 @@ impl Store {
         self.finish_interrupted_work(&guard, false)
     }
 
+    /// Adds `item` to the GC queue in `batch`. Its key is a new id, so the
+    /// queue runs it after every item queued before.
+    pub(crate) fn queue_gc_item(&self, batch: &mut Batch, item: &GcItem) -> Result<()> {
+        batch.put(keys::gc_item(self.meta.next_id()?), item)
+    }
+
     /// Runs queued garbage collection to completion and returns the number of
     /// steps it took. When the queue empties, every delete waiting on it is
     /// marked `Succeeded` in one commit after the last step.
@@ -183,10 +189,7 @@ impl Store {
             }
         }
         if !freed.is_empty() {
-            batch.put(
-                keys::gc_item(self.meta.next_id()?),
-                &GcItem::FreePages { pages: freed },
-            )?;
+            self.queue_gc_item(&mut batch, &GcItem::FreePages { pages: freed })?;
         }
         self.meta.commit(batch)
     }
@@ -200,8 +203,8 @@ impl Store {
         let done = self.free_pages_batch(&mut batch, pages, &mut block_changes)?;
         batch.remove(queue_key.to_vec());
         if let Some(rest) = pages.get(done..).filter(|rest| !rest.is_empty()) {
-            batch.put(
-                keys::gc_item(self.meta.next_id()?),
+            self.queue_gc_item(
+                &mut batch,
                 &GcItem::FreePages {
                     pages: rest.to_vec(),
                 },
@@ -236,8 +239,8 @@ impl Store {
         }
         releases.sort_unstable();
         for chunk in releases.chunks(BLOCKS_PER_ITEM) {
-            batch.put(
-                keys::gc_item(self.meta.next_id()?),
+            self.queue_gc_item(
+                &mut batch,
                 &GcItem::ReleaseBlocks {
                     blocks: chunk.to_vec(),
                 },
@@ -305,8 +308,8 @@ impl Store {
         }
         batch.remove(queue_key.to_vec());
         if !freed.is_empty() {
-            batch.put(
-                keys::gc_item(self.meta.next_id()?),
+            self.queue_gc_item(
+                &mut batch,
                 &GcItem::FreeRuns {
                     runs: merge_runs(freed, u64::from(self.config.block_size)),
                 },

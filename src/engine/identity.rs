@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::access::{AccessRequest, Decision};
 use crate::error::{Error, Result};
+use crate::storage::records::SnapshotRecord;
 use crate::Store;
 
 impl Store {
@@ -67,6 +68,21 @@ impl Store {
             tags,
             request_tags,
             tag_keys.as_deref(),
+        )
+    }
+
+    /// Checks the caller's policy for `action` on `snapshot` with its current
+    /// tags, for calls that send no tags.
+    pub(crate) fn check_snapshot_access(
+        &self,
+        action: &str,
+        snapshot: &SnapshotRecord,
+    ) -> Result<()> {
+        self.check_access(
+            action,
+            &self.snapshot_arn(snapshot.id),
+            &snapshot.tags,
+            None,
         )
     }
 

@@ -13,10 +13,7 @@ use crate::storage::keys;
 use crate::storage::records::SnapshotRecord;
 use crate::Store;
 
-use super::create::{
-    hash_block, validate_create, CreateRequest, CreateRun, ProgressFn, PAGE_ENTRIES,
-};
-use super::delete::not_found;
+use super::create::{hash_block, validate_create, CreateRun, ProgressFn, PAGE_ENTRIES};
 
 /// One block of a snapshot, as [`Store::read_block`] returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,18 +95,13 @@ impl Store {
         tags: &[Tag],
         progress: Option<ProgressFn<'_>>,
     ) -> Result<Vec<Operation>> {
-        let CreateRequest {
-            tag_pairs,
-            request_tags,
-        } = validate_create(disk_name, snapshot_name, tags)?;
+        let request = validate_create(disk_name, snapshot_name, tags)?;
         validate_resource_name("parent disk snapshot name", parent)?;
 
         self.check_writable("create a disk snapshot")?;
         let guard = self.lock_writer();
         self.ensure_name_free(snapshot_name)?;
-        let parent_record = self
-            .get_snapshot_record(parent)?
-            .ok_or_else(|| not_found(parent))?;
+        let parent_record = self.load_snapshot(parent)?;
         if parent_record.disk_name != disk_name {
             return Err(Error::invalid_input(format!(
                 "parent snapshot {parent:?} is of disk {:?}, not {disk_name:?}. Name a snapshot of the same disk",
@@ -149,13 +141,7 @@ impl Store {
             }
         }
 
-        let snapshot_id = self.meta.next_id()?;
-        self.check_access(
-            "lightsail:CreateDiskSnapshot",
-            &self.snapshot_arn(snapshot_id),
-            &[],
-            Some(&request_tags),
-        )?;
+        let snapshot_id = self.authorize_create(&request)?;
 
         let mut run = CreateRun::new(
             self,
@@ -171,15 +157,9 @@ impl Store {
             &changed,
             length,
             progress,
-            &tag_pairs,
+            &request.tag_pairs,
         );
-        match result {
-            Ok(operations) => Ok(operations),
-            Err(error) => {
-                run.abort(&error);
-                Err(error)
-            }
-        }
+        result.inspect_err(|error| run.abort(error))
     }
 
     /// Returns the indices of the blocks whose content differs between snapshots
@@ -191,19 +171,10 @@ impl Store {
     pub fn list_changed_blocks(&self, first: &str, second: &str) -> Result<Vec<u64>> {
         validate_resource_name("first disk snapshot name", first)?;
         validate_resource_name("second disk snapshot name", second)?;
-        let first = self
-            .get_snapshot_record(first)?
-            .ok_or_else(|| not_found(first))?;
-        let second = self
-            .get_snapshot_record(second)?
-            .ok_or_else(|| not_found(second))?;
+        let first = self.load_snapshot(first)?;
+        let second = self.load_snapshot(second)?;
         for snapshot in [&first, &second] {
-            self.check_access(
-                "lightsail:GetDiskSnapshot",
-                &self.snapshot_arn(snapshot.id),
-                &snapshot.tags,
-                None,
-            )?;
+            self.check_snapshot_access("lightsail:GetDiskSnapshot", snapshot)?;
         }
         if first.disk_name != second.disk_name {
             return Err(Error::invalid_input(format!(
@@ -268,15 +239,8 @@ impl Store {
     /// and a corruption error naming the block if its bytes are damaged.
     pub fn read_block(&self, snapshot_name: &str, index: u64) -> Result<SnapshotBlock> {
         validate_resource_name("disk snapshot name", snapshot_name)?;
-        let snapshot = self
-            .get_snapshot_record(snapshot_name)?
-            .ok_or_else(|| not_found(snapshot_name))?;
-        self.check_access(
-            "lightsail:GetDiskSnapshot",
-            &self.snapshot_arn(snapshot.id),
-            &snapshot.tags,
-            None,
-        )?;
+        let snapshot = self.load_snapshot(snapshot_name)?;
+        self.check_snapshot_access("lightsail:GetDiskSnapshot", &snapshot)?;
         let block_size = u64::from(self.config.block_size);
         let blocks = snapshot.length.div_ceil(block_size);
         if index >= blocks {

@@ -13,7 +13,6 @@ use crate::storage::records::{OperationRecord, SnapshotRecord};
 use crate::store::bad_key;
 use crate::Store;
 
-use super::delete::not_found;
 use super::operations::operation_seq;
 
 /// Snapshots returned per page by [`Store::get_disk_snapshots`].
@@ -58,15 +57,8 @@ impl Store {
     /// Returns `NotFoundException` if it does not exist.
     pub fn get_disk_snapshot(&self, snapshot_name: &str) -> Result<DiskSnapshot> {
         validate_resource_name("disk snapshot name", snapshot_name)?;
-        let record = self
-            .get_snapshot_record(snapshot_name)?
-            .ok_or_else(|| not_found(snapshot_name))?;
-        self.check_access(
-            "lightsail:GetDiskSnapshot",
-            &self.snapshot_arn(record.id),
-            &record.tags,
-            None,
-        )?;
+        let record = self.load_snapshot(snapshot_name)?;
+        self.check_snapshot_access("lightsail:GetDiskSnapshot", &record)?;
         Ok(self.snapshot_shape(&record))
     }
 
@@ -91,12 +83,7 @@ impl Store {
                 break;
             }
             if self
-                .check_access(
-                    "lightsail:GetDiskSnapshots",
-                    &self.snapshot_arn(record.id),
-                    &record.tags,
-                    None,
-                )
+                .check_snapshot_access("lightsail:GetDiskSnapshots", &record)
                 .is_ok()
             {
                 items.push(self.snapshot_shape(&record));
@@ -132,21 +119,8 @@ impl Store {
         let first = parse_seq_token(page_token)?;
         let start = keys::operation(first);
         let end = vec![keys::OPERATION + 1];
-        let mut items = Vec::new();
-        let mut next_page_token = None;
-        for entry in self.meta.range("operation", &start, &end) {
-            let (key, value) = entry?;
-            let seq = keys::trailing_u64(&key).ok_or_else(|| bad_key("operation", &key))?;
-            if items.len() == OPERATIONS_PER_PAGE {
-                next_page_token = Some(seq.to_string());
-                break;
-            }
-            let record: OperationRecord = crate::storage::codec::decode("operation", &value)?;
-            items.push(self.operation_shape(&record)?);
-        }
-        Ok(Page {
-            items,
-            next_page_token,
+        self.operations_page("operation", &start, &end, |_, value| {
+            crate::storage::codec::decode("operation", value).map(Some)
         })
     }
 
@@ -166,17 +140,33 @@ impl Store {
         if let Some(last) = end.last_mut() {
             *last = 1;
         }
+        self.operations_page("operation index", &start, &end, |seq, _| {
+            Ok(self.load_operation(seq)?.map(|operation| operation.record))
+        })
+    }
+
+    /// Returns the page of operations whose `record_kind` keys lie in
+    /// `start..end`. Each key ends in an operation's sequence number, and
+    /// `load` reads the operation from it and the value (`None` skips it).
+    /// The next page token is the sequence number of the first key left out.
+    fn operations_page(
+        &self,
+        record_kind: &str,
+        start: &[u8],
+        end: &[u8],
+        load: impl Fn(u64, &[u8]) -> Result<Option<OperationRecord>>,
+    ) -> Result<Page<Operation>> {
         let mut items = Vec::new();
         let mut next_page_token = None;
-        for entry in self.meta.range("operation index", &start, &end) {
-            let (key, _) = entry?;
-            let seq = keys::trailing_u64(&key).ok_or_else(|| bad_key("operation index", &key))?;
+        for entry in self.meta.range(record_kind, start, end) {
+            let (key, value) = entry?;
+            let seq = keys::trailing_u64(&key).ok_or_else(|| bad_key(record_kind, &key))?;
             if items.len() == OPERATIONS_PER_PAGE {
                 next_page_token = Some(seq.to_string());
                 break;
             }
-            if let Some(record) = self.load_operation(seq)? {
-                items.push(self.operation_shape(&record.record)?);
+            if let Some(record) = load(seq, &value)? {
+                items.push(self.operation_shape(&record)?);
             }
         }
         Ok(Page {

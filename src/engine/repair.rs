@@ -215,8 +215,8 @@ impl Store {
         let block_size = u64::from(self.config.block_size);
         let runs = merge_runs(free.into_iter().map(ExtentRun::from).collect(), block_size);
         for runs in runs.chunks(RUNS_PER_ITEM) {
-            batch.put(
-                keys::gc_item(self.meta.next_id()?),
+            self.queue_gc_item(
+                &mut batch,
                 &GcItem::FreeRuns {
                     runs: runs.to_vec(),
                 },
@@ -399,10 +399,7 @@ impl Store {
             }
         }
         if !unnamed.is_empty() {
-            plan.batch.put(
-                keys::gc_item(self.meta.next_id()?),
-                &GcItem::FreePages { pages: unnamed },
-            )?;
+            self.queue_gc_item(&mut plan.batch, &GcItem::FreePages { pages: unnamed })?;
         }
         self.repair_page_edges(&expected_edges, plan, report)?;
 

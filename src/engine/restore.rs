@@ -201,15 +201,8 @@ impl Store {
     fn prepare_restore(&self, snapshot_name: &str, disk_name: &str) -> Result<SnapshotRecord> {
         validate_resource_name("disk snapshot name", snapshot_name)?;
         validate_resource_name("disk name", disk_name)?;
-        let snapshot = self
-            .get_snapshot_record(snapshot_name)?
-            .ok_or_else(|| not_found(snapshot_name))?;
-        self.check_access(
-            "lightsail:CreateDiskFromSnapshot",
-            &self.snapshot_arn(snapshot.id),
-            &snapshot.tags,
-            None,
-        )?;
+        let snapshot = self.load_snapshot(snapshot_name)?;
+        self.check_snapshot_access("lightsail:CreateDiskFromSnapshot", &snapshot)?;
         Ok(snapshot)
     }
 
@@ -251,6 +244,13 @@ impl Store {
         snapshot_name: &str,
     ) -> Result<Option<SnapshotRecord>> {
         self.meta.get("snapshot", &keys::snapshot(snapshot_name))
+    }
+
+    /// Loads snapshot `snapshot_name`. Returns `NotFoundException` if it does
+    /// not exist.
+    pub(crate) fn load_snapshot(&self, snapshot_name: &str) -> Result<SnapshotRecord> {
+        self.get_snapshot_record(snapshot_name)?
+            .ok_or_else(|| not_found(snapshot_name))
     }
 
     fn stream_snapshot(

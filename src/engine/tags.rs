@@ -10,8 +10,6 @@ use crate::storage::meta::Batch;
 use crate::storage::records::SnapshotRecord;
 use crate::Store;
 
-use super::delete::not_found;
-
 impl Store {
     /// Adds `tags` to snapshot `resource_name`, replacing the value of any key it
     /// already has, and records a `TagResource` operation.
@@ -49,7 +47,7 @@ impl Store {
 
         self.check_writable("tag a resource")?;
         let _guard = self.lock_writer();
-        let mut snapshot = self.load_for_tagging(resource_name)?;
+        let mut snapshot = self.load_snapshot(resource_name)?;
         self.check_access(
             "lightsail:TagResource",
             &self.snapshot_arn(snapshot.id),
@@ -98,7 +96,7 @@ impl Store {
 
         self.check_writable("untag a resource")?;
         let _guard = self.lock_writer();
-        let mut snapshot = self.load_for_tagging(resource_name)?;
+        let mut snapshot = self.load_snapshot(resource_name)?;
         self.check_access_with_keys(
             "lightsail:UntagResource",
             &self.snapshot_arn(snapshot.id),
@@ -109,11 +107,6 @@ impl Store {
 
         snapshot.tags.retain(|(key, _)| !tag_keys.contains(key));
         self.commit_tags(&snapshot, OperationType::UntagResource, &tag_keys.join(","))
-    }
-
-    fn load_for_tagging(&self, resource_name: &str) -> Result<SnapshotRecord> {
-        self.get_snapshot_record(resource_name)?
-            .ok_or_else(|| not_found(resource_name))
     }
 
     /// Stores the snapshot's new tags and a succeeded operation in one commit.

@@ -113,31 +113,34 @@ pub struct DiskSnapshot {
     pub is_from_auto_snapshot: bool,
 }
 
-/// Response body of `CreateDiskSnapshot`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CreateDiskSnapshotResult {
-    /// Operations that the request started.
-    #[serde(default)]
-    pub operations: Vec<Operation>,
+/// Defines response bodies whose only member is `operations`. botocore gives
+/// these shapes the same single member, so the structs differ only in name.
+macro_rules! operation_list_results {
+    ($($(#[$meta:meta])* $name:ident;)+) => {
+        $(
+            $(#[$meta])*
+            #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            pub struct $name {
+                /// Operations that the request started.
+                #[serde(default)]
+                pub operations: Vec<Operation>,
+            }
+        )+
+    };
 }
 
-/// Response body of `DeleteDiskSnapshot`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeleteDiskSnapshotResult {
-    /// Operations that the request started.
-    #[serde(default)]
-    pub operations: Vec<Operation>,
-}
-
-/// Response body of `CreateDiskFromSnapshot`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CreateDiskFromSnapshotResult {
-    /// Operations that the request started.
-    #[serde(default)]
-    pub operations: Vec<Operation>,
+operation_list_results! {
+    /// Response body of `CreateDiskSnapshot`.
+    CreateDiskSnapshotResult;
+    /// Response body of `DeleteDiskSnapshot`.
+    DeleteDiskSnapshotResult;
+    /// Response body of `CreateDiskFromSnapshot`.
+    CreateDiskFromSnapshotResult;
+    /// Response body of `TagResource`.
+    TagResourceResult;
+    /// Response body of `UntagResource`.
+    UntagResourceResult;
 }
 
 /// Response body of `GetDiskSnapshot`.
@@ -196,24 +199,6 @@ pub struct GetOperationsForResourceResult {
     /// Token that requests the next page. `None` on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_page_token: Option<String>,
-}
-
-/// Response body of `TagResource`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TagResourceResult {
-    /// Operations that the request started.
-    #[serde(default)]
-    pub operations: Vec<Operation>,
-}
-
-/// Response body of `UntagResource`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UntagResourceResult {
-    /// Operations that the request started.
-    #[serde(default)]
-    pub operations: Vec<Operation>,
 }
 
 #[cfg(test)]

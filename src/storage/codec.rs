@@ -75,24 +75,24 @@ mod tests {
         list: Vec<u32>,
     }
 
-    #[test]
-    fn round_trip() {
-        let sample = Sample {
+    fn sample() -> Sample {
+        Sample {
             name: "a".into(),
             count: 7,
             list: vec![1, 2, 3],
-        };
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let sample = sample();
         let bytes = encode(&sample).unwrap();
         assert_eq!(decode::<Sample>("sample", &bytes).unwrap(), sample);
     }
 
     #[test]
     fn corrupt_bytes_are_errors() {
-        let sample = Sample {
-            name: "a".into(),
-            count: 7,
-            list: vec![1, 2, 3],
-        };
+        let sample = sample();
         let bytes = encode(&sample).unwrap();
         for cut in 0..bytes.len() {
             let result = decode::<Sample>("sample", &bytes[..cut]);

@@ -108,13 +108,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 Some(parent) => parent,
                 None => newest_snapshot_of(&store, &disk_name)?,
             };
-            let file = File::open(&source).map_err(|error| source_error(&source, error))?;
-            if file.metadata().is_ok_and(|metadata| metadata.is_dir()) {
-                return Err(Error::invalid_input(format!(
-                    "source {} is a directory. Pass an image file or block device",
-                    source.display()
-                )));
-            }
+            let file = open_source_file(&source)?;
             let reporter = progress::Reporter::new("read");
             let operations = store.create_disk_snapshot_incremental_with_progress(
                 &disk_name,
@@ -256,27 +250,16 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         }
         Command::Verify { repair: true } => {
             let report = store.repair()?;
-            for problem in &report.problems {
-                eprintln!("blocksnap: repair: {problem}");
-            }
-            print_json(&report)?;
-            Ok(if report.is_fully_repaired() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(EXIT_VERIFY_FAILED)
-            })
+            print_report(
+                "repair",
+                &report.problems,
+                &report,
+                report.is_fully_repaired(),
+            )
         }
         Command::Verify { repair: false } => {
             let report = store.verify()?;
-            for problem in &report.problems {
-                eprintln!("blocksnap: verify: {problem}");
-            }
-            print_json(&report)?;
-            Ok(if report.is_clean() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(EXIT_VERIFY_FAILED)
-            })
+            print_report("verify", &report.problems, &report, report.is_clean())
         }
         Command::Stats => print_json(&store.stats()?),
     }
@@ -318,6 +301,26 @@ fn print_committed<T: Serialize>(value: &T, operations: &[Operation]) -> Result<
             error.message(),
             done.join(", ")
         ))
+    })
+}
+
+/// Prints each of `problems` to stderr, labelled with `command`, and `report`
+/// as JSON to stdout. Returns [`EXIT_VERIFY_FAILED`] as the exit status
+/// unless `passed`.
+fn print_report<T: Serialize>(
+    command: &str,
+    problems: &[String],
+    report: &T,
+    passed: bool,
+) -> Result<ExitCode, Error> {
+    for problem in problems {
+        eprintln!("blocksnap: {command}: {problem}");
+    }
+    print_json(report)?;
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_VERIFY_FAILED)
     })
 }
 
@@ -440,6 +443,11 @@ fn open_source(path: &Path) -> Result<Box<dyn Read + Send>, Error> {
     if path == Path::new("-") {
         return Ok(Box::new(io::stdin()));
     }
+    Ok(Box::new(open_source_file(path)?))
+}
+
+/// Opens the image file or block device at `path`, rejecting a directory.
+fn open_source_file(path: &Path) -> Result<File, Error> {
     let file = File::open(path).map_err(|error| source_error(path, error))?;
     if file.metadata().is_ok_and(|metadata| metadata.is_dir()) {
         return Err(Error::invalid_input(format!(
@@ -447,5 +455,5 @@ fn open_source(path: &Path) -> Result<Box<dyn Read + Send>, Error> {
             path.display()
         )));
     }
-    Ok(Box::new(file))
+    Ok(file)
 }
