@@ -28,7 +28,6 @@ use blocksnap::Store;
 use common::{assert_verify_clean, open_store, random_bytes, BLOCK};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::Config as ProptestConfig;
 
 const DISKS: usize = 3;
 const PAGE: usize = 1024;
@@ -610,29 +609,11 @@ fn run_history(base_blocks: usize, zero_every: usize, ops: &[Op], teardown: Tear
             &format!("teardown ({teardown:?}) after deleting {name}"),
         );
     }
-    let end = store.stats().unwrap();
-    assert_eq!((end.snapshots, end.pages, end.blocks), (0, 0, 0));
-    assert!(
-        common::pack_files(dir.path()).is_empty(),
-        "pack files left after deleting everything"
-    );
-}
-
-fn config() -> ProptestConfig {
-    let cases = std::env::var("BLOCKSNAP_PROPTEST_CASES").map_or(16, |value| {
-        value
-            .parse()
-            .unwrap_or_else(|_| panic!("BLOCKSNAP_PROPTEST_CASES={value:?} is not a number"))
-    });
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    common::assert_store_emptied(&store, dir.path());
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(common::proptest_config(16))]
 
     #[test]
     fn multi_page_histories_match_model(
@@ -765,7 +746,7 @@ fn run_forked(disks: usize, blocks: usize, versions: &[Version], order: &[Index]
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(common::proptest_config(16))]
 
     #[test]
     fn forked_chains_delete_in_any_order(

@@ -20,7 +20,6 @@ use blocksnap::Store;
 use common::{assert_bytes_equal, assert_verify_clean, open_store, random_bytes, restore, BLOCK};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::Config as ProptestConfig;
 
 const DISKS: usize = 2;
 /// Maximum disk length: 40 blocks and a partial block.
@@ -222,29 +221,11 @@ fn run_history(lengths: [usize; DISKS], ops: &[Op]) {
         model.snapshots.remove(&name);
     }
     check(&store, &model, true);
-    let end = store.stats().unwrap();
-    assert_eq!((end.snapshots, end.pages, end.blocks), (0, 0, 0));
-    assert!(
-        common::pack_files(dir.path()).is_empty(),
-        "pack files left after deleting everything"
-    );
-}
-
-fn config() -> ProptestConfig {
-    let cases = std::env::var("BLOCKSNAP_PROPTEST_CASES").map_or(32, |value| {
-        value
-            .parse()
-            .unwrap_or_else(|_| panic!("BLOCKSNAP_PROPTEST_CASES={value:?} is not a number"))
-    });
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    common::assert_store_emptied(&store, dir.path());
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(common::proptest_config(32))]
 
     #[test]
     fn histories_match_model(

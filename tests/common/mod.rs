@@ -9,6 +9,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use blocksnap::{Store, StoreOptions};
+use proptest::test_runner::Config as ProptestConfig;
 
 /// Block size of the stores the tests open, the smallest a store accepts.
 pub const BLOCK_SIZE: u32 = 4096;
@@ -152,4 +153,31 @@ pub fn pack_files(store_path: &Path) -> Vec<std::path::PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// Asserts that the store at `store_path` contains no snapshot, page, block or
+/// pack file, as it must once every snapshot has been deleted.
+pub fn assert_store_emptied(store: &Store, store_path: &Path) {
+    let end = store.stats().expect("read the store's stats");
+    assert_eq!((end.snapshots, end.pages, end.blocks), (0, 0, 0));
+    assert!(
+        pack_files(store_path).is_empty(),
+        "pack files left after deleting everything"
+    );
+}
+
+/// Returns the proptest configuration of the model tests: the number of cases
+/// comes from `BLOCKSNAP_PROPTEST_CASES`, else `default_cases`, and shrunk
+/// failures are not persisted.
+pub fn proptest_config(default_cases: u32) -> ProptestConfig {
+    let cases = std::env::var("BLOCKSNAP_PROPTEST_CASES").map_or(default_cases, |value| {
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("BLOCKSNAP_PROPTEST_CASES={value:?} is not a number"))
+    });
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
