@@ -1,9 +1,5 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(clippy::cast_possible_truncation)]
 //! Readers racing the GC steps that re-express delta pages.
 //!
 //! A writer keeps a chain of two snapshots of one disk. Each new snapshot's

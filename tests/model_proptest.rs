@@ -17,7 +17,9 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 
 use blocksnap::Store;
-use common::{assert_bytes_equal, assert_verify_clean, open_store, random_bytes, restore, BLOCK};
+use common::{
+    assert_bytes_equal, assert_verify_clean, open_store, padded, random_bytes, restore, BLOCK,
+};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
@@ -90,13 +92,7 @@ impl Model {
     }
 
     fn pick(&self, pick: Index) -> Option<String> {
-        if self.snapshots.is_empty() {
-            return None;
-        }
-        self.snapshots
-            .keys()
-            .nth(pick.index(self.snapshots.len()))
-            .cloned()
+        common::pick_snapshot(&self.snapshots, pick)
     }
 
     /// Blocks the store must hold: the distinct non-zero blocks of the live
@@ -124,12 +120,6 @@ impl Model {
             .collect();
         pages.len() as u64
     }
-}
-
-fn padded(image: &[u8]) -> Vec<u8> {
-    let mut padded = image.to_vec();
-    padded.resize(image.len().div_ceil(BLOCK) * BLOCK, 0);
-    padded
 }
 
 fn disk_name(disk: usize) -> String {
@@ -167,14 +157,7 @@ fn apply(store: &Store, model: &mut Model, op: &Op) {
                 .unwrap_or_else(|error| panic!("create {name}: {error}"));
             model.snapshots.insert(name, image);
         }
-        Op::Delete { pick } => {
-            if let Some(name) = model.pick(*pick) {
-                store
-                    .delete_disk_snapshot(&name)
-                    .unwrap_or_else(|error| panic!("delete {name}: {error}"));
-                model.snapshots.remove(&name);
-            }
-        }
+        Op::Delete { pick } => common::delete_picked(store, &mut model.snapshots, *pick),
         Op::Restore { pick } => {
             if let Some(name) = model.pick(*pick) {
                 assert_bytes_equal(&restore(store, &name), &model.snapshots[&name], &name);

@@ -4,11 +4,13 @@
 // Each test crate compiles this module and uses only some of the helpers.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use blocksnap::{Store, StoreOptions};
+use proptest::sample::Index;
 use proptest::test_runner::Config as ProptestConfig;
 
 /// Block size of the stores the tests open, the smallest a store accepts.
@@ -179,5 +181,33 @@ pub fn proptest_config(default_cases: u32) -> ProptestConfig {
         cases,
         failure_persistence: None,
         ..ProptestConfig::default()
+    }
+}
+
+/// Returns a copy of `image` with zeros appended up to a whole number of
+/// blocks, the form in which the store keeps a partial last block.
+pub fn padded(image: &[u8]) -> Vec<u8> {
+    let mut padded = image.to_vec();
+    padded.resize(image.len().div_ceil(BLOCK) * BLOCK, 0);
+    padded
+}
+
+/// Returns the name that `pick` selects among the keys of `snapshots`, or
+/// `None` when there is no snapshot.
+pub fn pick_snapshot<V>(snapshots: &BTreeMap<String, V>, pick: Index) -> Option<String> {
+    if snapshots.is_empty() {
+        return None;
+    }
+    snapshots.keys().nth(pick.index(snapshots.len())).cloned()
+}
+
+/// Deletes the snapshot that `pick` selects from both the store and
+/// `snapshots`, a model's live snapshots, and does nothing when there is none.
+pub fn delete_picked<V>(store: &Store, snapshots: &mut BTreeMap<String, V>, pick: Index) {
+    if let Some(name) = pick_snapshot(snapshots, pick) {
+        store
+            .delete_disk_snapshot(&name)
+            .unwrap_or_else(|error| panic!("delete {name}: {error}"));
+        snapshots.remove(&name);
     }
 }
