@@ -4,6 +4,8 @@
 // Each test crate compiles this module and uses only some of the helpers.
 #![allow(dead_code)]
 
+pub mod sandbox;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
