@@ -2,24 +2,14 @@
 //! tag, untag and, above all, delete, by the snapshot's tags.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod common;
+
 use std::process::Command;
 
 use blocksnap::access::Policy;
 use blocksnap::model::{OperationType, Tag};
-use blocksnap::{ErrorKind, Store, StoreOptions};
-
-const BLOCK: usize = 4096;
-
-fn open(dir: &std::path::Path) -> Store {
-    Store::open_with(
-        dir,
-        StoreOptions {
-            block_size: Some(4096),
-            ..StoreOptions::default()
-        },
-    )
-    .unwrap()
-}
+use blocksnap::{ErrorKind, Store};
+use common::{open_store, BLOCK};
 
 fn tag(key: &str, value: &str) -> Tag {
     Tag {
@@ -72,7 +62,7 @@ const ALLOW_ALICE_ONLY: &str = r#"{
 #[test]
 fn deny_on_prod_tag_keeps_snapshot_exact() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_store(dir.path());
     store
         .create_disk_snapshot("disk", "prod-snap", &image(1)[..], &[tag("env", "prod")])
         .unwrap();
@@ -110,7 +100,7 @@ fn deny_on_prod_tag_keeps_snapshot_exact() {
 #[test]
 fn allow_only_alice_denies_bob() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_store(dir.path());
     store
         .create_disk_snapshot("disk", "bobs", &image(3)[..], &[tag("owner", "bob")])
         .unwrap();
@@ -151,7 +141,7 @@ fn allow_only_alice_denies_bob() {
 #[test]
 fn retagging_changes_the_outcome() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_store(dir.path());
     store
         .create_disk_snapshot("disk", "snap", &image(6)[..], &[tag("env", "prod")])
         .unwrap();
@@ -184,7 +174,7 @@ fn retagging_changes_the_outcome() {
 #[test]
 fn every_call_is_checked() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_store(dir.path());
     store
         .create_disk_snapshot("disk", "secret", &image(7)[..], &[tag("class", "secret")])
         .unwrap();

@@ -4,62 +4,23 @@
 //! empty, and one line of stderr names the Lightsail exception and the
 //! offending value.
 
+mod common;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use common::sandbox::{
+    assert_run_succeeded, create_args, pseudo_random_bytes, restore_args, Sandbox,
+};
 use serde_json::Value;
-use tempfile::TempDir;
 
 const BLOCK_SIZE: usize = 4096;
 
 /// Exit status of `verify` when it finds a problem.
 const EXIT_VERIFY_FAILED: i32 = 3;
 
-/// A temporary directory holding a store (`store/`) and the test's files.
-struct Sandbox {
-    dir: TempDir,
-}
-
 impl Sandbox {
-    fn new() -> Sandbox {
-        Sandbox {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn store(&self) -> PathBuf {
-        self.dir.path().join("store")
-    }
-
-    /// Writes `bytes` to the file `name` in the sandbox and returns its path as text.
-    fn write(&self, name: &str, bytes: &[u8]) -> String {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path_text(&path)
-    }
-
-    fn path(&self, name: &str) -> String {
-        path_text(&self.dir.path().join(name))
-    }
-
-    /// Runs blocksnap on the sandbox store with 4 KiB blocks.
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args)
-            .output()
-            .unwrap_or_else(|error| panic!("failed to run blocksnap {args:?}: {error}"))
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_blocksnap"));
-        command
-            .arg("--store")
-            .arg(self.store())
-            .args(["--block-size", "4096"])
-            .args(args);
-        command
-    }
-
     /// Runs blocksnap, asserts that it succeeded, and returns stdout as JSON.
     fn run_ok(&self, args: &[&str]) -> Value {
         parse_success(args, &self.run(args))
@@ -68,29 +29,13 @@ impl Sandbox {
     /// Snapshots `image` of disk `disk` as `snapshot` through a file.
     fn create(&self, disk: &str, snapshot: &str, image: &[u8]) -> Value {
         let source = self.write(&format!("{snapshot}.img"), image);
-        self.run_ok(&[
-            "create-disk-snapshot",
-            "--disk-name",
-            disk,
-            "--disk-snapshot-name",
-            snapshot,
-            "--source",
-            &source,
-        ])
+        self.run_ok(&create_args(disk, snapshot, &source))
     }
 
     /// Restores `snapshot` into the file `name` and returns the restored bytes.
     fn restore(&self, snapshot: &str, name: &str) -> Vec<u8> {
         let target = self.path(name);
-        self.run_ok(&[
-            "create-disk-from-snapshot",
-            "--disk-snapshot-name",
-            snapshot,
-            "--disk-name",
-            "restored",
-            "--target",
-            &target,
-        ]);
+        self.run_ok(&restore_args(snapshot, "restored", &target));
         std::fs::read(&target).unwrap()
     }
 
@@ -99,34 +44,9 @@ impl Sandbox {
     }
 }
 
-fn path_text(path: &Path) -> String {
-    path.to_str().unwrap().to_owned()
-}
-
 fn parse_success(args: &[&str], output: &Output) -> Value {
-    assert!(
-        output.status.success(),
-        "blocksnap {args:?} failed with {}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_run_succeeded(args, output);
     serde_json::from_slice(&output.stdout).unwrap()
-}
-
-/// Returns `len` pseudo-random bytes from a splitmix64 sequence started at `seed`.
-fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed;
-    let mut bytes = Vec::with_capacity(len + 8);
-    while bytes.len() < len {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        bytes.extend_from_slice(&z.to_le_bytes());
-    }
-    bytes.truncate(len);
-    bytes
 }
 
 /// Asserts that a run failed, printed nothing on stdout, and has a stderr line
@@ -164,26 +84,10 @@ fn invalid_snapshot_names_rejected() {
 
     for name in ["-bad", "a", long_name.as_str()] {
         let calls: [Vec<&str>; 4] = [
-            vec![
-                "create-disk-snapshot",
-                "--disk-name",
-                "disk-1",
-                "--disk-snapshot-name",
-                name,
-                "--source",
-                &source,
-            ],
+            create_args("disk-1", name, &source),
             vec!["delete-disk-snapshot", "--disk-snapshot-name", name],
             vec!["get-disk-snapshot", "--disk-snapshot-name", name],
-            vec![
-                "create-disk-from-snapshot",
-                "--disk-snapshot-name",
-                name,
-                "--disk-name",
-                "disk-2",
-                "--target",
-                &target,
-            ],
+            restore_args(name, "disk-2", &target),
         ];
         for args in calls {
             let output = sandbox.run(&args);
@@ -212,15 +116,7 @@ fn unknown_snapshot_not_found() {
             "snap-missing",
         ],
         vec!["get-disk-snapshot", "--disk-snapshot-name", "snap-missing"],
-        vec![
-            "create-disk-from-snapshot",
-            "--disk-snapshot-name",
-            "snap-missing",
-            "--disk-name",
-            "disk-2",
-            "--target",
-            &target,
-        ],
+        restore_args("snap-missing", "disk-2", &target),
     ];
     for args in calls {
         let output = sandbox.run(&args);
@@ -250,15 +146,7 @@ fn restore_of_unknown_snapshot_keeps_target() {
     let existing = sandbox.write("existing.img", contents);
     let absent = sandbox.path("absent.img");
 
-    let output = sandbox.run(&[
-        "create-disk-from-snapshot",
-        "--disk-snapshot-name",
-        "snap-mistyped",
-        "--disk-name",
-        "disk-2",
-        "--target",
-        &existing,
-    ]);
+    let output = sandbox.run(&restore_args("snap-mistyped", "disk-2", &existing));
     assert_error(&output, "NotFoundException", "snap-mistyped");
     assert_eq!(
         std::fs::read(&existing).unwrap(),
@@ -266,15 +154,7 @@ fn restore_of_unknown_snapshot_keeps_target() {
         "the failed restore changed the target file"
     );
 
-    let output = sandbox.run(&[
-        "create-disk-from-snapshot",
-        "--disk-snapshot-name",
-        "-bad",
-        "--disk-name",
-        "disk-2",
-        "--target",
-        &absent,
-    ]);
+    let output = sandbox.run(&restore_args("-bad", "disk-2", &absent));
     assert_error(&output, "InvalidInputException", "-bad");
     assert!(
         !Path::new(&absent).exists(),
@@ -288,15 +168,7 @@ fn duplicate_snapshot_name_rejected() {
     sandbox.create("disk-1", "snap-1", &pseudo_random_bytes(4, 20_000));
     let source = sandbox.write("other.img", &pseudo_random_bytes(5, 30_000));
 
-    let output = sandbox.run(&[
-        "create-disk-snapshot",
-        "--disk-name",
-        "disk-2",
-        "--disk-snapshot-name",
-        "snap-1",
-        "--source",
-        &source,
-    ]);
+    let output = sandbox.run(&create_args("disk-2", "snap-1", &source));
     assert_error(&output, "InvalidInputException", "snap-1");
 
     let kept = sandbox.run_ok(&["get-disk-snapshot", "--disk-snapshot-name", "snap-1"]);
@@ -312,17 +184,7 @@ fn bad_sources_rejected() {
     std::fs::create_dir(&directory).unwrap();
     let empty = sandbox.write("empty.img", &[]);
 
-    let create_from = |source: &str| {
-        sandbox.run(&[
-            "create-disk-snapshot",
-            "--disk-name",
-            "disk-1",
-            "--disk-snapshot-name",
-            "snap-1",
-            "--source",
-            source,
-        ])
-    };
+    let create_from = |source: &str| sandbox.run(&create_args("disk-1", "snap-1", source));
     assert_error(&create_from(&missing), "InvalidInputException", &missing);
     assert_error(
         &create_from(&directory),
@@ -339,12 +201,7 @@ fn bad_sources_rejected() {
 #[test]
 fn bad_block_size_rejected() {
     let sandbox = Sandbox::new();
-    let output = Command::new(env!("CARGO_BIN_EXE_blocksnap"))
-        .arg("--store")
-        .arg(sandbox.store())
-        .args(["--block-size", "3000", "stats"])
-        .output()
-        .unwrap();
+    let output = sandbox.run_without_block_size(&["--block-size", "3000", "stats"]);
     assert_error(&output, "InvalidInputException", "3000");
     assert!(
         !sandbox.store().exists(),
@@ -357,20 +214,10 @@ fn reopen_with_other_block_size_rejected() {
     let sandbox = Sandbox::new();
     sandbox.create("disk-1", "snap-1", &pseudo_random_bytes(6, 10_000));
 
-    let output = Command::new(env!("CARGO_BIN_EXE_blocksnap"))
-        .arg("--store")
-        .arg(sandbox.store())
-        .args(["--block-size", "8192", "stats"])
-        .output()
-        .unwrap();
+    let output = sandbox.run_without_block_size(&["--block-size", "8192", "stats"]);
     assert_error(&output, "InvalidInputException", "8192");
 
-    let reopened = Command::new(env!("CARGO_BIN_EXE_blocksnap"))
-        .arg("--store")
-        .arg(sandbox.store())
-        .arg("stats")
-        .output()
-        .unwrap();
+    let reopened = sandbox.run_without_block_size(&["stats"]);
     assert_eq!(parse_success(&["stats"], &reopened)["snapshots"], 1);
 }
 
@@ -466,25 +313,9 @@ fn error_messages_state_cause_once() {
     let target = sandbox.path("no-such-directory/restored.img");
 
     let calls: [Vec<&str>; 3] = [
-        vec![
-            "create-disk-snapshot",
-            "--disk-name",
-            "disk-1",
-            "--disk-snapshot-name",
-            "snap-2",
-            "--source",
-            &missing_source,
-        ],
+        create_args("disk-1", "snap-2", &missing_source),
         vec!["--policy", &missing_policy, "stats"],
-        vec![
-            "create-disk-from-snapshot",
-            "--disk-snapshot-name",
-            "snap-1",
-            "--disk-name",
-            "disk-2",
-            "--target",
-            &target,
-        ],
+        restore_args("snap-1", "disk-2", &target),
     ];
     for args in calls {
         let output = sandbox.run(&args);
@@ -503,15 +334,7 @@ fn restore_into_missing_directory_fails() {
     sandbox.create("disk-1", "snap-1", &pseudo_random_bytes(10, 10_000));
     let target = sandbox.path("no-such-directory/restored.img");
 
-    let output = sandbox.run(&[
-        "create-disk-from-snapshot",
-        "--disk-snapshot-name",
-        "snap-1",
-        "--disk-name",
-        "disk-2",
-        "--target",
-        &target,
-    ]);
+    let output = sandbox.run(&restore_args("snap-1", "disk-2", &target));
     assert_error(&output, "OperationFailureException", &target);
 }
 
@@ -573,15 +396,7 @@ fn verify_reports_corrupt_pack_byte() {
 
     // A restore checks every block, so it fails rather than write damaged bytes.
     let target = sandbox.path("restored.img");
-    let output = sandbox.run(&[
-        "create-disk-from-snapshot",
-        "--disk-snapshot-name",
-        "snap-1",
-        "--disk-name",
-        "disk-2",
-        "--target",
-        &target,
-    ]);
+    let output = sandbox.run(&restore_args("snap-1", "disk-2", &target));
     assert_error(&output, "ServiceException", "snap-1");
     let operations = sandbox.run_ok(&["get-operations-for-resource", "--resource-name", "disk-2"]);
     let operation = &operations["operations"][0];
@@ -688,6 +503,28 @@ fn source_dash_reads_stdin() {
     );
 }
 
+/// Creates snapshot `snapshot` of disk-1 from `source` with blocksnap run in
+/// `working_dir` without `--store`. With `Some` store, `BLOCKSNAP_STORE` names
+/// it. With `None` the variable is unset, so the default store is used.
+fn create_without_store_option(
+    working_dir: &Path,
+    env_store: Option<&Path>,
+    snapshot: &str,
+    source: &str,
+) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_blocksnap"));
+    command.current_dir(working_dir);
+    match env_store {
+        Some(store) => command.env("BLOCKSNAP_STORE", store),
+        None => command.env_remove("BLOCKSNAP_STORE"),
+    };
+    command
+        .args(["--block-size", "4096"])
+        .args(create_args("disk-1", snapshot, source))
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn store_from_environment_variable() {
     let sandbox = Sandbox::new();
@@ -696,19 +533,7 @@ fn store_from_environment_variable() {
     let working_dir = sandbox.dir.path().join("cwd");
     std::fs::create_dir(&working_dir).unwrap();
 
-    let output = Command::new(env!("CARGO_BIN_EXE_blocksnap"))
-        .current_dir(&working_dir)
-        .env("BLOCKSNAP_STORE", &env_store)
-        .args([
-            "--block-size",
-            "4096",
-            "create-disk-snapshot",
-            "--disk-name",
-            "disk-1",
-        ])
-        .args(["--disk-snapshot-name", "snap-env", "--source", &source])
-        .output()
-        .unwrap();
+    let output = create_without_store_option(&working_dir, Some(&env_store), "snap-env", &source);
     parse_success(&["create-disk-snapshot"], &output);
     assert!(
         env_store.join("packs").is_dir(),
@@ -744,19 +569,7 @@ fn default_store_in_current_directory() {
     let working_dir = sandbox.dir.path().join("cwd");
     std::fs::create_dir(&working_dir).unwrap();
 
-    let output = Command::new(env!("CARGO_BIN_EXE_blocksnap"))
-        .current_dir(&working_dir)
-        .env_remove("BLOCKSNAP_STORE")
-        .args([
-            "--block-size",
-            "4096",
-            "create-disk-snapshot",
-            "--disk-name",
-            "disk-1",
-        ])
-        .args(["--disk-snapshot-name", "snap-default", "--source", &source])
-        .output()
-        .unwrap();
+    let output = create_without_store_option(&working_dir, None, "snap-default", &source);
     parse_success(&["create-disk-snapshot"], &output);
 
     let default_store = working_dir.join("blocksnap-store");

@@ -6,70 +6,29 @@
 //! Needs python3 with botocore (`pip install botocore`). Without them these
 //! tests fail.
 
+mod common;
 mod lightsail;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use blocksnap::{Store, StoreOptions};
+use common::sandbox::{
+    assert_run_succeeded, create_args, pseudo_random_bytes, restore_args, Sandbox,
+};
 use lightsail::assert_valid_shape;
 use serde_json::{json, Value};
-use tempfile::TempDir;
 
 const BLOCK_SIZE: usize = 4096;
 
 /// Largest accepted distance between a timestamp and the test's clock, in seconds.
 const CLOCK_TOLERANCE_SECONDS: f64 = 120.0;
 
-/// A temporary directory holding a store (`store/`) and the test's image files.
-struct Sandbox {
-    dir: TempDir,
-}
-
 impl Sandbox {
-    fn new() -> Sandbox {
-        Sandbox {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn store(&self) -> PathBuf {
-        self.dir.path().join("store")
-    }
-
-    /// Writes `bytes` to the file `name` in the sandbox and returns its path as text.
-    fn write(&self, name: &str, bytes: &[u8]) -> String {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, bytes).unwrap();
-        path_text(&path)
-    }
-
-    fn path(&self, name: &str) -> String {
-        path_text(&self.dir.path().join(name))
-    }
-
-    /// Runs blocksnap on the sandbox store with 4 KiB blocks.
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_blocksnap"))
-            .arg("--store")
-            .arg(self.store())
-            .args(["--block-size", "4096"])
-            .args(args)
-            .output()
-            .unwrap_or_else(|error| panic!("failed to run blocksnap {args:?}: {error}"))
-    }
-
     /// Runs blocksnap, asserts that it succeeded, and returns stdout as text.
     fn run_ok(&self, args: &[&str]) -> String {
         let output = self.run(args);
-        assert!(
-            output.status.success(),
-            "blocksnap {args:?} failed with {}\nstderr:\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_run_succeeded(args, &output);
         String::from_utf8(output.stdout).unwrap()
     }
 
@@ -83,40 +42,12 @@ impl Sandbox {
     /// Snapshots `image` of disk `disk` as `snapshot` and returns the output.
     fn create(&self, disk: &str, snapshot: &str, image: &[u8], tags: &[&str]) -> Value {
         let source = self.write(&format!("{snapshot}.img"), image);
-        let mut args = vec![
-            "create-disk-snapshot",
-            "--disk-name",
-            disk,
-            "--disk-snapshot-name",
-            snapshot,
-            "--source",
-            &source,
-        ];
+        let mut args = create_args(disk, snapshot, &source);
         for tag in tags {
             args.extend(["--tag", tag]);
         }
         self.run_shape("CreateDiskSnapshotResult", &args)
     }
-}
-
-fn path_text(path: &Path) -> String {
-    path.to_str().unwrap().to_owned()
-}
-
-/// Returns `len` pseudo-random bytes from a splitmix64 sequence started at `seed`.
-fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed;
-    let mut bytes = Vec::with_capacity(len + 8);
-    while bytes.len() < len {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        bytes.extend_from_slice(&z.to_le_bytes());
-    }
-    bytes.truncate(len);
-    bytes
 }
 
 fn now_seconds() -> f64 {
@@ -366,15 +297,7 @@ fn restore_fits_shape() {
 
     let output = sandbox.run_shape(
         "CreateDiskFromSnapshotResult",
-        &[
-            "create-disk-from-snapshot",
-            "--disk-snapshot-name",
-            "snap-1",
-            "--disk-name",
-            "disk-2",
-            "--target",
-            &target,
-        ],
+        &restore_args("snap-1", "disk-2", &target),
     );
     assert_eq!(operations(&output).len(), 1, "{output}");
     let operation = &operations(&output)[0];
@@ -414,15 +337,7 @@ fn get_operations_fits_shape() {
     let target = sandbox.path("restored.img");
     let restored = sandbox.run_shape(
         "CreateDiskFromSnapshotResult",
-        &[
-            "create-disk-from-snapshot",
-            "--disk-snapshot-name",
-            "snap-1",
-            "--disk-name",
-            "disk-2",
-            "--target",
-            &target,
-        ],
+        &restore_args("snap-1", "disk-2", &target),
     );
     let deleted = sandbox.run_shape(
         "DeleteDiskSnapshotResult",
@@ -632,15 +547,7 @@ fn failed_operation_fits_shape() {
     bytes[0] ^= 0xFF;
     std::fs::write(&pack, &bytes).unwrap();
     let target = sandbox.path("restored.img");
-    let output = sandbox.run(&[
-        "create-disk-from-snapshot",
-        "--disk-snapshot-name",
-        "snap-1",
-        "--disk-name",
-        "disk-2",
-        "--target",
-        &target,
-    ]);
+    let output = sandbox.run(&restore_args("snap-1", "disk-2", &target));
     assert!(
         !output.status.success(),
         "the restore of a damaged block succeeded"

@@ -395,21 +395,6 @@ fn run_child(
     loss: Loss,
     kill_after: Option<Duration>,
 ) -> Ending {
-    let ending = spawn_child(path, workload, phase, crash, loss, kill_after);
-    if ending == Ending::Crashed && loss == Loss::PowerCut {
-        reliability::copy_dir(&durable_copy_of(path), &path.join("metadata"));
-    }
-    ending
-}
-
-fn spawn_child(
-    path: &Path,
-    workload: Workload,
-    phase: Phase,
-    crash: Crash,
-    loss: Loss,
-    kill_after: Option<Duration>,
-) -> Ending {
     let mut child = Command::new(env::current_exe().unwrap())
         .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
         .env(ENV_DIR, path)
@@ -462,6 +447,9 @@ fn spawn_child(
     }
     // SIGABRT from the fault plan, SIGKILL from the parent.
     if matches!(status.signal(), Some(6 | 9)) {
+        if loss == Loss::PowerCut {
+            reliability::copy_dir(&durable_copy_of(path), &path.join("metadata"));
+        }
         return Ending::Crashed;
     }
     panic!(

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use blocksnap::{ErrorKind, Store};
 use common::{assert_bytes_equal, distinct_blocks, open_store, random_bytes, BLOCK};
+use tempfile::TempDir;
 
 /// Block hashes per page, as the store lays them out.
 const PAGE: usize = 1024;
@@ -95,11 +96,16 @@ fn page_body_key(page: &[u8; 32]) -> Vec<u8> {
     key
 }
 
-/// Changes the metadata of the closed store at `path` with `change`.
-fn tamper(path: &Path, change: impl FnOnce(&sled::Db)) {
-    let db = open_metadata(path);
+/// Builds the test store in a new temporary directory, then changes its
+/// metadata with `change` while no store handle has it open.
+fn damaged_store(change: impl FnOnce(&sled::Db)) -> (TempDir, Images) {
+    let dir = tempfile::tempdir().unwrap();
+    let images = images();
+    build(dir.path(), &images);
+    let db = open_metadata(dir.path());
     change(&db);
     db.flush().unwrap();
+    (dir, images)
 }
 
 fn restore(store: &Store, name: &str) -> blocksnap::Result<Vec<u8>> {
@@ -123,6 +129,19 @@ fn assert_corrupt(store: &Store, name: &str) {
             "restore {name}: {error}"
         ),
     }
+}
+
+/// Checks a store whose delta page of `v1` is damaged while its base page is
+/// intact: `v0` restores and `v1` fails as corrupt, `verify` reports the
+/// damage, and after `repair` both `v0` and `other` still restore.
+fn assert_delta_damage_repaired(path: &Path, images: &Images) {
+    let store = open_store(path);
+    assert_restores(&store, "v0", &images.v0);
+    assert_corrupt(&store, "v1");
+    assert!(!store.verify().unwrap().is_clean());
+    store.repair().unwrap();
+    assert_restores(&store, "v0", &images.v0);
+    assert_restores(&store, "other", &images.other);
 }
 
 /// Deletes `name`, then checks that the store still opens, that garbage
@@ -169,10 +188,7 @@ fn delete_and_reopen(path: &Path, images: &Images, name: &str) {
 
 #[test]
 fn flipped_base_page_byte() {
-    let dir = tempfile::tempdir().unwrap();
-    let images = images();
-    build(dir.path(), &images);
-    tamper(dir.path(), |db| {
+    let (dir, images) = damaged_store(|db| {
         let (_, _, base) = the_delta(db);
         let key = page_body_key(&base);
         let mut body = db.get(&key).unwrap().unwrap().to_vec();
@@ -202,11 +218,8 @@ fn flipped_base_page_byte() {
 
 #[test]
 fn flipped_delta_change_byte() {
-    let dir = tempfile::tempdir().unwrap();
-    let images = images();
-    build(dir.path(), &images);
     // The last byte belongs to the hash of the last change.
-    tamper(dir.path(), damage_delta_change);
+    let (dir, images) = damaged_store(damage_delta_change);
 
     let store = open_store(dir.path());
     assert_restores(&store, "v0", &images.v0);
@@ -225,33 +238,20 @@ fn flipped_delta_change_byte() {
 
 #[test]
 fn truncated_delta_record() {
-    let dir = tempfile::tempdir().unwrap();
-    let images = images();
-    build(dir.path(), &images);
-    tamper(dir.path(), |db| {
+    let (dir, images) = damaged_store(|db| {
         let (key, mut value, _) = the_delta(db);
         value.truncate(value.len() - 5);
         db.insert(key, value).unwrap();
     });
 
-    let store = open_store(dir.path());
-    assert_restores(&store, "v0", &images.v0);
-    assert_corrupt(&store, "v1");
-    assert!(!store.verify().unwrap().is_clean());
-    store.repair().unwrap();
-    assert_restores(&store, "v0", &images.v0);
-    assert_restores(&store, "other", &images.other);
-    drop(store);
+    assert_delta_damage_repaired(dir.path(), &images);
 
     delete_and_reopen(dir.path(), &images, "v0");
 }
 
 #[test]
 fn removed_base_page() {
-    let dir = tempfile::tempdir().unwrap();
-    let images = images();
-    build(dir.path(), &images);
-    tamper(dir.path(), |db| {
+    let (dir, images) = damaged_store(|db| {
         let (_, _, base) = the_delta(db);
         db.remove(page_body_key(&base)).unwrap().unwrap();
     });
@@ -269,10 +269,7 @@ fn removed_base_page() {
 
 #[test]
 fn removed_edge_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let images = images();
-    build(dir.path(), &images);
-    tamper(dir.path(), |db| {
+    let (dir, images) = damaged_store(|db| {
         let edges = family(db, b'e');
         assert_eq!(edges.len(), 1);
         db.remove(&edges[0].0).unwrap().unwrap();
@@ -296,23 +293,13 @@ fn removed_edge_key() {
 
 #[test]
 fn delta_based_on_itself() {
-    let dir = tempfile::tempdir().unwrap();
-    let images = images();
-    build(dir.path(), &images);
-    tamper(dir.path(), |db| {
+    let (dir, images) = damaged_store(|db| {
         let (key, mut value, _) = the_delta(db);
         value[1..33].copy_from_slice(&key[1..33]);
         db.insert(key, value).unwrap();
     });
 
-    let store = open_store(dir.path());
-    assert_restores(&store, "v0", &images.v0);
-    assert_corrupt(&store, "v1");
-    assert!(!store.verify().unwrap().is_clean());
-    store.repair().unwrap();
-    assert_restores(&store, "v0", &images.v0);
-    assert_restores(&store, "other", &images.other);
-    drop(store);
+    assert_delta_damage_repaired(dir.path(), &images);
     delete_and_reopen(dir.path(), &images, "v1");
 }
 
@@ -320,12 +307,9 @@ fn delta_based_on_itself() {
 /// under a snapshot that is then deleted.
 #[test]
 fn removed_block_record_then_delete() {
-    let dir = tempfile::tempdir().unwrap();
-    let images = images();
-    build(dir.path(), &images);
-    tamper(dir.path(), |db| {
-        // v1's own block 7 is named only by its delta page.
-        let block = blocksnap::BlockHash::of(&images.v1[7 * BLOCK..8 * BLOCK]);
+    // v1's own block 7 is named only by its delta page.
+    let block = blocksnap::BlockHash::of(&images().v1[7 * BLOCK..8 * BLOCK]);
+    let (dir, images) = damaged_store(|db| {
         let mut key = vec![b'b'];
         key.extend_from_slice(block.as_bytes());
         db.remove(key)
@@ -348,10 +332,7 @@ fn damage_delta_change(db: &sled::Db) {
 /// open, repair must finish or clear the stuck collection.
 #[test]
 fn repair_after_failed_rebase() {
-    let dir = tempfile::tempdir().unwrap();
-    let images = images();
-    build(dir.path(), &images);
-    tamper(dir.path(), damage_delta_change);
+    let (dir, images) = damaged_store(damage_delta_change);
 
     let store = open_store(dir.path());
     let deleted = store.delete_disk_snapshot("v0");
@@ -366,10 +347,7 @@ fn repair_after_failed_rebase() {
 /// right.
 #[test]
 fn create_reuses_page_awaiting_free() {
-    let dir = tempfile::tempdir().unwrap();
-    let images = images();
-    build(dir.path(), &images);
-    tamper(dir.path(), damage_delta_change);
+    let (dir, images) = damaged_store(damage_delta_change);
 
     let store = open_store(dir.path());
     let deleted = store.delete_disk_snapshot("v0");
@@ -438,10 +416,7 @@ fn huge_delta_length_child() {
 /// 8 GiB of address space.
 #[test]
 fn huge_delta_length() {
-    let dir = tempfile::tempdir().unwrap();
-    let images = images();
-    build(dir.path(), &images);
-    tamper(dir.path(), set_huge_delta_len);
+    let (dir, _images) = damaged_store(set_huge_delta_len);
     let mut failures = Vec::new();
     for call in ["restore", "verify", "repair"] {
         let output = std::process::Command::new("bash")
@@ -470,10 +445,7 @@ fn huge_delta_length() {
 /// on, must be freed by rebasing `v1`'s page first.
 #[test]
 fn removed_snapshot_record_of_base() {
-    let dir = tempfile::tempdir().unwrap();
-    let images = images();
-    build(dir.path(), &images);
-    tamper(dir.path(), |db| {
+    let (dir, images) = damaged_store(|db| {
         db.remove(b"sv0").unwrap().expect("snapshot record of v0");
     });
 

@@ -1,9 +1,5 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(clippy::cast_possible_truncation)]
 //! `kill -9` of the CLI while it deletes a snapshot in the middle of a long
 //! chain of delta pages, then a reopen and a full check.
 //!

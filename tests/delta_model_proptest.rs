@@ -1,9 +1,5 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(clippy::cast_possible_truncation)]
 //! Random histories of three disks of up to three pages, checked against an
 //! in-memory model after every operation.
 //!
@@ -25,10 +21,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::{Cursor, Write};
 
 use blocksnap::Store;
-use common::{assert_verify_clean, open_store, random_bytes, BLOCK};
+use common::{assert_verify_clean, open_store, padded, random_bytes, BLOCK};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::Config as ProptestConfig;
 
 const DISKS: usize = 3;
 const PAGE: usize = 1024;
@@ -165,12 +160,6 @@ struct Model {
     next_snapshot: usize,
 }
 
-fn padded(image: &[u8]) -> Vec<u8> {
-    let mut padded = image.to_vec();
-    padded.resize(image.len().div_ceil(BLOCK) * BLOCK, 0);
-    padded
-}
-
 fn is_zero(bytes: &[u8]) -> bool {
     bytes.iter().all(|byte| *byte == 0)
 }
@@ -199,13 +188,7 @@ impl Model {
     }
 
     fn pick(&self, pick: Index) -> Option<String> {
-        if self.snapshots.is_empty() {
-            return None;
-        }
-        self.snapshots
-            .keys()
-            .nth(pick.index(self.snapshots.len()))
-            .cloned()
+        common::pick_snapshot(&self.snapshots, pick)
     }
 
     fn new_name(&mut self) -> String {
@@ -486,14 +469,7 @@ fn apply(store: &Store, model: &mut Model, op: &Op) {
                 create(store, model, *disk);
             }
         }
-        Op::Delete { pick } => {
-            if let Some(name) = model.pick(*pick) {
-                store
-                    .delete_disk_snapshot(&name)
-                    .unwrap_or_else(|error| panic!("delete {name}: {error}"));
-                model.snapshots.remove(&name);
-            }
-        }
+        Op::Delete { pick } => common::delete_picked(store, &mut model.snapshots, *pick),
         Op::Query {
             first,
             second,
@@ -610,29 +586,11 @@ fn run_history(base_blocks: usize, zero_every: usize, ops: &[Op], teardown: Tear
             &format!("teardown ({teardown:?}) after deleting {name}"),
         );
     }
-    let end = store.stats().unwrap();
-    assert_eq!((end.snapshots, end.pages, end.blocks), (0, 0, 0));
-    assert!(
-        common::pack_files(dir.path()).is_empty(),
-        "pack files left after deleting everything"
-    );
-}
-
-fn config() -> ProptestConfig {
-    let cases = std::env::var("BLOCKSNAP_PROPTEST_CASES").map_or(16, |value| {
-        value
-            .parse()
-            .unwrap_or_else(|_| panic!("BLOCKSNAP_PROPTEST_CASES={value:?} is not a number"))
-    });
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    common::assert_store_emptied(&store, dir.path());
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(common::proptest_config(16))]
 
     #[test]
     fn multi_page_histories_match_model(
@@ -765,7 +723,7 @@ fn run_forked(disks: usize, blocks: usize, versions: &[Version], order: &[Index]
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(common::proptest_config(16))]
 
     #[test]
     fn forked_chains_delete_in_any_order(

@@ -1,9 +1,5 @@
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(clippy::cast_possible_truncation)]
 //! Readers racing the GC steps that re-express delta pages.
 //!
 //! A writer keeps a chain of two snapshots of one disk. Each new snapshot's
@@ -94,54 +90,46 @@ impl Failures {
     }
 }
 
-/// A disk of four blocks: resolving its one page is cheap, so a reader is
-/// often between the two reads of a page's stored form when the GC step turns
-/// the page from a delta into a full page.
-#[test]
-fn small_disk_reads_race_rebase() {
-    const BLOCKS: u64 = 4;
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(dir.path());
-    let len = BLOCKS as usize * BLOCK;
-    let mut image = random_bytes(1, len);
-    store
-        .create_disk_snapshot("disk", "x-0", &image[..], &[])
-        .unwrap();
-    let current = Mutex::new(("x-0".to_owned(), image.clone()));
+/// A read that a reader thread makes over and over: given the name of the
+/// newest snapshot and its expected image, it returns the call's name and
+/// whether the call returned the right content.
+type Reader<'a, I> =
+    Box<dyn FnMut(&str, &I) -> (&'static str, blocksnap::Result<bool>) + Send + 'a>;
+
+/// Races `readers` against the GC steps that rebase delta pages, then fails if
+/// any read failed or `verify` finds a problem. Snapshot `x-0`, with image
+/// `first`, must already exist. In each round from 1 to `rounds`, this thread
+/// calls `create_version(round, parent, name)`, which creates snapshot
+/// `x-<round>` and returns its image, and then deletes the parent. Each reader
+/// runs in its own thread on the newest snapshot until the rounds end.
+fn race_reads_with_rebase<I: Clone + Send>(
+    store: &Store,
+    first: I,
+    rounds: u64,
+    readers: Vec<Reader<'_, I>>,
+    mut create_version: impl FnMut(u64, &str, &str) -> I,
+) {
+    let current = Mutex::new(("x-0".to_owned(), first));
     let done = AtomicBool::new(false);
     let failures = Failures::default();
 
     std::thread::scope(|scope| {
-        scope.spawn(|| {
-            while !done.load(Ordering::Relaxed) {
-                let (name, expected) = current.lock().unwrap().clone();
-                let outcome = store
-                    .read_block(&name, 1)
-                    .map(|block| block.data == expected[BLOCK..2 * BLOCK]);
-                failures.record(&store, "read_block", &name, outcome);
-            }
-        });
-        scope.spawn(|| {
-            while !done.load(Ordering::Relaxed) {
-                let (name, expected) = current.lock().unwrap().clone();
-                let mut restored = Vec::new();
-                let outcome = store
-                    .create_disk_from_snapshot(&name, "restored", &mut restored)
-                    .map(|_| restored == expected);
-                failures.record(&store, "restore", &name, outcome);
-            }
-        });
+        for mut reader in readers {
+            let (current, done, failures) = (&current, &done, &failures);
+            scope.spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    let (name, expected) = current.lock().unwrap().clone();
+                    let (call, outcome) = reader(&name, &expected);
+                    failures.record(store, call, &name, outcome);
+                }
+            });
+        }
 
-        for round in 1..=rounds() {
+        for round in 1..=rounds {
             let parent = format!("x-{}", round - 1);
             let name = format!("x-{round}");
-            let changed = (round % BLOCKS) as usize;
-            image[changed * BLOCK..(changed + 1) * BLOCK]
-                .copy_from_slice(&random_bytes(1_000 + round, BLOCK));
-            store
-                .create_disk_snapshot("disk", &name, &image[..], &[])
-                .unwrap();
-            *current.lock().unwrap() = (name, image.clone());
+            let image = create_version(round, &parent, &name);
+            *current.lock().unwrap() = (name, image);
             store.delete_disk_snapshot(&parent).unwrap();
         }
         done.store(true, Ordering::Relaxed);
@@ -158,7 +146,48 @@ fn small_disk_reads_race_rebase() {
         "{} reads of snapshots being deleted failed",
         deleted.len()
     );
-    common::assert_verify_clean(&store);
+    common::assert_verify_clean(store);
+}
+
+/// A disk of four blocks: resolving its one page is cheap, so a reader is
+/// often between the two reads of a page's stored form when the GC step turns
+/// the page from a delta into a full page.
+#[test]
+fn small_disk_reads_race_rebase() {
+    const BLOCKS: u64 = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    let len = BLOCKS as usize * BLOCK;
+    let mut image = random_bytes(1, len);
+    store
+        .create_disk_snapshot("disk", "x-0", &image[..], &[])
+        .unwrap();
+
+    let readers: Vec<Reader<'_, Vec<u8>>> = vec![
+        Box::new(|name, expected| {
+            let outcome = store
+                .read_block(name, 1)
+                .map(|block| block.data == expected[BLOCK..2 * BLOCK]);
+            ("read_block", outcome)
+        }),
+        Box::new(|name, expected| {
+            let mut restored = Vec::new();
+            let outcome = store
+                .create_disk_from_snapshot(name, "restored", &mut restored)
+                .map(|_| restored == *expected);
+            ("restore", outcome)
+        }),
+    ];
+    let first = image.clone();
+    race_reads_with_rebase(&store, first, rounds(), readers, |round, _, name| {
+        let changed = (round % BLOCKS) as usize;
+        image[changed * BLOCK..(changed + 1) * BLOCK]
+            .copy_from_slice(&random_bytes(1_000 + round, BLOCK));
+        store
+            .create_disk_snapshot("disk", name, &image[..], &[])
+            .unwrap();
+        image.clone()
+    });
 }
 
 /// A disk of 64 pages with one or two non-zero blocks each, built by
@@ -183,90 +212,60 @@ fn many_page_reads_race_rebase() {
         .create_disk_snapshot("disk", "x-0", image.clone(), &[])
         .unwrap();
 
-    let current = Mutex::new(("x-0".to_owned(), image.clone()));
-    let done = AtomicBool::new(false);
-    let failures = Failures::default();
-
-    std::thread::scope(|scope| {
-        scope.spawn(|| {
-            while !done.load(Ordering::Relaxed) {
-                let (name, expected) = current.lock().unwrap().clone();
-                let expected: Vec<u64> = expected.blocks.keys().copied().collect();
-                let outcome = store
-                    .list_changed_blocks("zeros", &name)
-                    .map(|changed| changed == expected);
-                failures.record(&store, "list_changed_blocks", &name, outcome);
-            }
-        });
-        scope.spawn(|| {
-            let mut page = 0;
-            while !done.load(Ordering::Relaxed) {
-                let (name, expected) = current.lock().unwrap().clone();
-                page = (page + 1) % PAGES;
-                // The block that the newest version changed in this page.
-                let index = expected
-                    .blocks
-                    .range(page * PAGE + 1..(page + 1) * PAGE)
-                    .next()
-                    .map_or(page * PAGE, |(index, _)| *index);
-                let outcome = store
-                    .read_block(&name, index)
-                    .map(|block| block.data == expected.block_at(index));
-                failures.record(&store, "read_block", &name, outcome);
-            }
-        });
-
-        for round in 1..=rounds().div_ceil(4) {
-            let parent = format!("x-{}", round - 1);
-            let name = format!("x-{round}");
-            let position = 1 + (round % (PAGE - 1));
-            let mut blocks: BTreeMap<u64, u64> = image
+    // The second reader moves its page counter in, so it takes the store by
+    // reference.
+    let store = &store;
+    let mut page = 0;
+    let readers: Vec<Reader<'_, SparseImage>> = vec![
+        Box::new(|name, expected| {
+            let expected: Vec<u64> = expected.blocks.keys().copied().collect();
+            let outcome = store
+                .list_changed_blocks("zeros", name)
+                .map(|changed| changed == expected);
+            ("list_changed_blocks", outcome)
+        }),
+        Box::new(move |name, expected| {
+            page = (page + 1) % PAGES;
+            // The block that the newest version changed in this page.
+            let index = expected
                 .blocks
-                .iter()
-                .filter(|(index, _)| *index % PAGE == 0)
-                .map(|(index, seed)| (*index, *seed))
-                .collect();
-            let mut changed = Vec::new();
-            for page in 0..PAGES {
-                let index = page * PAGE + position;
-                blocks.insert(index, 1_000_000 * round + page);
-                changed.push(index);
-                // The block that the parent changed goes back to zero.
-                let previous = image
-                    .blocks
-                    .range(page * PAGE + 1..(page + 1) * PAGE)
-                    .next();
-                if let Some((old, _)) = previous.filter(|(old, _)| **old != index) {
-                    changed.push(*old);
-                }
+                .range(page * PAGE + 1..(page + 1) * PAGE)
+                .next()
+                .map_or(page * PAGE, |(index, _)| *index);
+            let outcome = store
+                .read_block(name, index)
+                .map(|block| block.data == expected.block_at(index));
+            ("read_block", outcome)
+        }),
+    ];
+    let first = image.clone();
+    let rounds = rounds().div_ceil(4);
+    race_reads_with_rebase(store, first, rounds, readers, |round, parent, name| {
+        let position = 1 + (round % (PAGE - 1));
+        let mut blocks: BTreeMap<u64, u64> = image
+            .blocks
+            .iter()
+            .filter(|(index, _)| *index % PAGE == 0)
+            .map(|(index, seed)| (*index, *seed))
+            .collect();
+        let mut changed = Vec::new();
+        for page in 0..PAGES {
+            let index = page * PAGE + position;
+            blocks.insert(index, 1_000_000 * round + page);
+            changed.push(index);
+            // The block that the parent changed goes back to zero.
+            let previous = image
+                .blocks
+                .range(page * PAGE + 1..(page + 1) * PAGE)
+                .next();
+            if let Some((old, _)) = previous.filter(|(old, _)| **old != index) {
+                changed.push(*old);
             }
-            image = SparseImage::new(len, blocks);
-            store
-                .create_disk_snapshot_incremental(
-                    "disk",
-                    &name,
-                    &parent,
-                    &changed,
-                    image.clone(),
-                    &[],
-                )
-                .unwrap();
-            *current.lock().unwrap() = (name, image.clone());
-            store.delete_disk_snapshot(&parent).unwrap();
         }
-        done.store(true, Ordering::Relaxed);
+        image = SparseImage::new(len, blocks);
+        store
+            .create_disk_snapshot_incremental("disk", name, parent, &changed, image.clone(), &[])
+            .unwrap();
+        image.clone()
     });
-
-    let (live, deleted) = failures.report();
-    assert!(
-        live.is_empty(),
-        "{} reads of live snapshots failed",
-        live.len()
-    );
-    assert!(
-        deleted.is_empty(),
-        "{} reads of snapshots being deleted failed",
-        deleted.len()
-    );
-    common::assert_verify_clean(&store);
 }

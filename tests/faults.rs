@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use blocksnap::model::{OperationStatus, OperationType};
-use blocksnap::{BlockHash, ErrorKind, PersistStep, RecoveryReport, Store};
+use blocksnap::{BlockHash, ErrorKind, PersistStep, RecoveryReport, RepairReport, Store};
 use reliability::{
     all_operations, assert_clean, assert_exact, assert_failed, assert_none_started,
     assert_nothing_left, assert_space_reclaimed, image, open, operations_of, pack_files,
@@ -46,6 +46,40 @@ fn occurrences(count: u64) -> Vec<u64> {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect()
+}
+
+/// Runs `call` with `faults` armed on `plan`, each fault as (step,
+/// occurrence, errno) with occurrences counted from this call on. Returns
+/// the call's result and the number of faults that fired, and disarms the
+/// faults so that later calls succeed.
+fn with_faults<T>(
+    plan: &FaultPlan,
+    faults: &[(PersistStep, u64, i32)],
+    call: impl FnOnce() -> T,
+) -> (T, u64) {
+    plan.reset();
+    for (step, n, errno) in faults {
+        plan.fail_nth(*step, *n, *errno);
+    }
+    let result = call();
+    let fired = plan.fired();
+    plan.clear();
+    (result, fired)
+}
+
+/// Returns the error of `result`, asserting that the call failed with
+/// `OperationFailureException`, the kind an injected fault must give.
+fn expect_operation_failure<T: std::fmt::Debug>(
+    result: blocksnap::Result<T>,
+    context: &str,
+) -> blocksnap::Error {
+    let error = result.expect_err(context);
+    assert_eq!(
+        error.kind(),
+        ErrorKind::OperationFailure,
+        "{context}: {error}"
+    );
+    error
 }
 
 /// The text a failure message must contain for `errno`.
@@ -143,24 +177,15 @@ fn check_create_fault(setup: CreateSetup, faults: &[(PersistStep, u64, i32)]) ->
     let store = prepare_create(dir.path(), &plan, setup, &images);
     let blocks_before = store.stats().unwrap().blocks;
 
-    plan.reset();
-    for (step, n, errno) in faults {
-        plan.fail_nth(*step, *n, *errno);
-    }
-    let result = store.create_disk_snapshot("disk-1", "target", &images.target[..], &[]);
-    let fired = plan.fired();
-    plan.clear();
+    let (result, fired) = with_faults(&plan, faults, || {
+        store.create_disk_snapshot("disk-1", "target", &images.target[..], &[])
+    });
     if fired == 0 {
         result.unwrap_or_else(|error| panic!("{context}: create failed without a fault: {error}"));
         return false;
     }
 
-    let error = result.expect_err(&context);
-    assert_eq!(
-        error.kind(),
-        ErrorKind::OperationFailure,
-        "{context}: {error}"
-    );
+    let error = expect_operation_failure(result, &context);
     let first_errno = faults[0].2;
     assert!(
         error.message().contains(cause_text(first_errno)) || faults.len() > 1,
@@ -426,13 +451,7 @@ fn check_delete_fault(
     let plan = FaultPlan::new();
     let store = prepare_delete(dir.path(), &plan, setup, &images);
 
-    plan.reset();
-    for (step, n, errno) in faults {
-        plan.fail_nth(*step, *n, *errno);
-    }
-    let result = store.delete_disk_snapshot("snap-a");
-    let fired = plan.fired();
-    plan.clear();
+    let (result, fired) = with_faults(&plan, faults, || store.delete_disk_snapshot("snap-a"));
     if fired == 0 {
         let operations = result.unwrap_or_else(|error| panic!("{context}: {error}"));
         assert_eq!(
@@ -443,12 +462,7 @@ fn check_delete_fault(
         return false;
     }
 
-    let error = result.expect_err(&context);
-    assert_eq!(
-        error.kind(),
-        ErrorKind::OperationFailure,
-        "{context}: {error}"
-    );
+    let error = expect_operation_failure(result, &context);
     let errno = faults[0].2;
     assert!(
         error.message().contains(cause_text(errno)),
@@ -649,15 +663,14 @@ fn corrupt_block_is_reported_everywhere() {
     let mut second = shared.clone();
     second.extend_from_slice(&image(22, 2));
     let bystander = image(23, 10);
-    store
-        .create_disk_snapshot("disk-1", "first", &first[..], &[])
-        .unwrap();
-    store
-        .create_disk_snapshot("disk-2", "second", &second[..], &[])
-        .unwrap();
-    store
-        .create_disk_snapshot("disk-3", "bystander", &bystander[..], &[])
-        .unwrap();
+    create_snapshots(
+        &store,
+        &[
+            ("disk-1", "first", &first),
+            ("disk-2", "second", &second),
+            ("disk-3", "bystander", &bystander),
+        ],
+    );
     flip_pack_bit(dir.path(), 100);
 
     for (name, index) in [("first", 2), ("second", 0)] {
@@ -677,18 +690,8 @@ fn corrupt_block_is_reported_everywhere() {
     assert!(!repair.is_fully_repaired(), "{repair:?}");
     assert!(repair.changed_nothing(), "{repair:?}");
     assert_eq!(repair.corrupt_blocks, 1, "{repair:?}");
-    let damaged: Vec<(String, Vec<u64>)> = repair
-        .damaged_snapshots
-        .iter()
-        .map(|snapshot| {
-            (
-                snapshot.snapshot_name.clone(),
-                snapshot.block_indices.clone(),
-            )
-        })
-        .collect();
     assert_eq!(
-        damaged,
+        damaged_blocks(&repair),
         vec![
             ("first".to_owned(), vec![2]),
             ("second".to_owned(), vec![0])
@@ -698,15 +701,42 @@ fn corrupt_block_is_reported_everywhere() {
     assert_exact(&store, "bystander", &bystander, "corrupt block");
 }
 
-/// Opens the metadata database of a closed store directly. A store created
-/// by this build has sled log segments of 4 MiB, and sled rejects any other
-/// segment size.
-fn raw_metadata(path: &Path) -> sled::Db {
-    sled::Config::new()
+/// Returns each snapshot that `report` lists as damaged, with the indices of
+/// its lost blocks.
+fn damaged_blocks(report: &RepairReport) -> Vec<(String, Vec<u64>)> {
+    report
+        .damaged_snapshots
+        .iter()
+        .map(|snapshot| {
+            (
+                snapshot.snapshot_name.clone(),
+                snapshot.block_indices.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Creates each (disk, snapshot, image) of `snapshots` in order, so their
+/// snapshot ids follow that order.
+fn create_snapshots(store: &Store, snapshots: &[(&str, &str, &[u8])]) {
+    for (disk, name, image) in snapshots {
+        store
+            .create_disk_snapshot(disk, name, *image, &[])
+            .unwrap_or_else(|error| panic!("create {name}: {error}"));
+    }
+}
+
+/// Opens the metadata database of the closed store at `path` directly,
+/// changes it with `change` and flushes it. A store created by this build
+/// has sled log segments of 4 MiB, and sled rejects any other segment size.
+fn change_metadata(path: &Path, change: impl FnOnce(&sled::Db)) {
+    let db = sled::Config::new()
         .path(path.join("metadata"))
         .segment_size(4 << 20)
         .open()
-        .unwrap()
+        .unwrap();
+    change(&db);
+    db.flush().unwrap();
 }
 
 /// Root keys in key order: snapshot ids are allocated in creation order.
@@ -728,22 +758,17 @@ fn repair_fixes_counts_and_leaks() {
     let p = image(30, 30);
     let q = image(31, 30);
     let r = with_block_changed(&with_block_changed(&p, 4, 601), 9, 602);
-    {
-        let store = open(dir.path(), None);
-        store
-            .create_disk_snapshot("disk-1", "snap-p", &p[..], &[])
-            .unwrap();
-        store
-            .create_disk_snapshot("disk-2", "snap-q", &q[..], &[])
-            .unwrap();
-        store
-            .create_disk_snapshot("disk-1", "snap-r", &r[..], &[])
-            .unwrap();
-    }
+    create_snapshots(
+        &open(dir.path(), None),
+        &[
+            ("disk-1", "snap-p", &p),
+            ("disk-2", "snap-q", &q),
+            ("disk-1", "snap-r", &r),
+        ],
+    );
     let q_blocks = (0..30).filter(|index| index % 7 != 3).count() as u64;
-    {
-        let db = raw_metadata(dir.path());
-        let roots = root_entries(&db);
+    change_metadata(dir.path(), |db| {
+        let roots = root_entries(db);
         assert_eq!(roots.len(), 3, "one page per snapshot");
         let p_page = roots[0].1.clone();
         // `q` loses its record: its root, page and blocks are left behind.
@@ -757,8 +782,7 @@ fn repair_fixes_counts_and_leaks() {
         stray.extend_from_slice(&999_999u64.to_be_bytes());
         stray.extend_from_slice(&0u64.to_be_bytes());
         db.insert(stray, p_page).unwrap();
-        db.flush().unwrap();
-    }
+    });
 
     let store = open(dir.path(), None);
     assert!(!store.verify().unwrap().is_clean());
@@ -789,25 +813,19 @@ fn corrupt_metadata_is_an_error() {
     let p = image(40, 20);
     let r = with_block_changed(&p, 4, 701);
     let q = image(41, 20);
-    {
-        let store = open(dir.path(), None);
-        store
-            .create_disk_snapshot("disk-1", "snap-p", &p[..], &[])
-            .unwrap();
-        store
-            .create_disk_snapshot("disk-1", "snap-r", &r[..], &[])
-            .unwrap();
-        store
-            .create_disk_snapshot("disk-2", "snap-q", &q[..], &[])
-            .unwrap();
-    }
-    {
-        let db = raw_metadata(dir.path());
+    create_snapshots(
+        &open(dir.path(), None),
+        &[
+            ("disk-1", "snap-p", &p),
+            ("disk-1", "snap-r", &r),
+            ("disk-2", "snap-q", &q),
+        ],
+    );
+    change_metadata(dir.path(), |db| {
         let mut block_key = b"b".to_vec();
         block_key.extend_from_slice(BlockHash::of(&p[BLOCK..2 * BLOCK]).as_bytes());
         db.insert(block_key, vec![0xFF; 7]).unwrap().unwrap();
-        db.flush().unwrap();
-    }
+    });
 
     let store = open(dir.path(), None);
     for name in ["snap-p", "snap-r"] {
@@ -819,18 +837,8 @@ fn corrupt_metadata_is_an_error() {
 
     let report = store.repair().unwrap();
     assert_eq!(report.missing_blocks, 1, "{report:?}");
-    let damaged: Vec<(String, Vec<u64>)> = report
-        .damaged_snapshots
-        .iter()
-        .map(|snapshot| {
-            (
-                snapshot.snapshot_name.clone(),
-                snapshot.block_indices.clone(),
-            )
-        })
-        .collect();
     assert_eq!(
-        damaged,
+        damaged_blocks(&report),
         vec![
             ("snap-p".to_owned(), vec![1]),
             ("snap-r".to_owned(), vec![1])
@@ -847,11 +855,9 @@ fn corrupt_metadata_is_an_error() {
 
     // A snapshot record that does not decode.
     drop(store);
-    {
-        let db = raw_metadata(dir.path());
+    change_metadata(dir.path(), |db| {
         db.insert(b"ssnap-q", vec![1, 0xFF, 0xFF]).unwrap().unwrap();
-        db.flush().unwrap();
-    }
+    });
     let store = open(dir.path(), None);
     assert_eq!(
         store.get_disk_snapshot("snap-q").unwrap_err().kind(),
@@ -1019,14 +1025,12 @@ fn per_block_free_item_collects_on_open() {
             &kept_image,
             &gone_image,
         ));
-        {
-            let db = raw_metadata(dir.path());
+        change_metadata(dir.path(), |db| {
             let items: Vec<_> = db.scan_prefix(b"q").map(Result::unwrap).collect();
             assert_eq!(items.len(), 1, "{context}: queue {items:?}");
             let (key, value) = &items[0];
             db.insert(key, per_block_form(value)).unwrap();
-            db.flush().unwrap();
-        }
+        });
         let store = open(dir.path(), None);
         assert_eq!(
             store.recovery_report().gc_steps_resumed,

@@ -3,22 +3,12 @@
 //! the same bytes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod common;
+
 use std::io::Cursor;
 
-use blocksnap::{ErrorKind, Store, StoreOptions, PAGE_ENTRIES};
-
-const BLOCK: usize = 4096;
-
-fn open(dir: &std::path::Path) -> Store {
-    Store::open_with(
-        dir,
-        StoreOptions {
-            block_size: Some(4096),
-            ..StoreOptions::default()
-        },
-    )
-    .unwrap()
-}
+use blocksnap::{ErrorKind, Store, PAGE_ENTRIES};
+use common::{open_store, BLOCK};
 
 /// Distinct, non-zero pseudo-random bytes derived from `seed`.
 fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
@@ -47,7 +37,7 @@ fn overwrite_block(image: &mut [u8], index: usize, seed: u64) {
 #[test]
 fn incremental_equals_full_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_store(dir.path());
     // Three pages, so untouched pages are reused whole.
     let blocks = 3 * PAGE_ENTRIES;
     let mut image = random_bytes(1, blocks * BLOCK);
@@ -95,7 +85,7 @@ fn incremental_equals_full_snapshot() {
 #[test]
 fn growing_and_shrinking_sources() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_store(dir.path());
     let base = random_bytes(2, 10 * BLOCK + 100);
     store
         .create_disk_snapshot("disk", "base", &base[..], &[])
@@ -126,7 +116,7 @@ fn growing_and_shrinking_sources() {
 #[test]
 fn unlisted_change_keeps_parent_content() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_store(dir.path());
     let base = random_bytes(4, 8 * BLOCK);
     store
         .create_disk_snapshot("disk", "base", &base[..], &[])
@@ -157,7 +147,7 @@ fn unlisted_change_keeps_parent_content() {
 #[test]
 fn listed_block_equal_to_parent_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_store(dir.path());
     let base = random_bytes(5, 8 * BLOCK);
     store
         .create_disk_snapshot("disk", "base", &base[..], &[])
@@ -184,7 +174,7 @@ fn listed_block_equal_to_parent_stores_nothing() {
 #[test]
 fn read_block_returns_checked_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_store(dir.path());
     let mut image = random_bytes(6, 5 * BLOCK + 10);
     image[2 * BLOCK..3 * BLOCK].fill(0);
     store
@@ -210,7 +200,7 @@ fn read_block_returns_checked_bytes() {
 #[test]
 fn bad_incremental_requests_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_store(dir.path());
     let image = random_bytes(7, 4 * BLOCK);
     store
         .create_disk_snapshot("disk", "base", &image[..], &[])

@@ -17,10 +17,11 @@ mod common;
 use std::collections::{BTreeMap, HashSet};
 
 use blocksnap::Store;
-use common::{assert_bytes_equal, assert_verify_clean, open_store, random_bytes, restore, BLOCK};
+use common::{
+    assert_bytes_equal, assert_verify_clean, open_store, padded, random_bytes, restore, BLOCK,
+};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::Config as ProptestConfig;
 
 const DISKS: usize = 2;
 /// Maximum disk length: 40 blocks and a partial block.
@@ -91,13 +92,7 @@ impl Model {
     }
 
     fn pick(&self, pick: Index) -> Option<String> {
-        if self.snapshots.is_empty() {
-            return None;
-        }
-        self.snapshots
-            .keys()
-            .nth(pick.index(self.snapshots.len()))
-            .cloned()
+        common::pick_snapshot(&self.snapshots, pick)
     }
 
     /// Blocks the store must hold: the distinct non-zero blocks of the live
@@ -125,12 +120,6 @@ impl Model {
             .collect();
         pages.len() as u64
     }
-}
-
-fn padded(image: &[u8]) -> Vec<u8> {
-    let mut padded = image.to_vec();
-    padded.resize(image.len().div_ceil(BLOCK) * BLOCK, 0);
-    padded
 }
 
 fn disk_name(disk: usize) -> String {
@@ -168,14 +157,7 @@ fn apply(store: &Store, model: &mut Model, op: &Op) {
                 .unwrap_or_else(|error| panic!("create {name}: {error}"));
             model.snapshots.insert(name, image);
         }
-        Op::Delete { pick } => {
-            if let Some(name) = model.pick(*pick) {
-                store
-                    .delete_disk_snapshot(&name)
-                    .unwrap_or_else(|error| panic!("delete {name}: {error}"));
-                model.snapshots.remove(&name);
-            }
-        }
+        Op::Delete { pick } => common::delete_picked(store, &mut model.snapshots, *pick),
         Op::Restore { pick } => {
             if let Some(name) = model.pick(*pick) {
                 assert_bytes_equal(&restore(store, &name), &model.snapshots[&name], &name);
@@ -222,29 +204,11 @@ fn run_history(lengths: [usize; DISKS], ops: &[Op]) {
         model.snapshots.remove(&name);
     }
     check(&store, &model, true);
-    let end = store.stats().unwrap();
-    assert_eq!((end.snapshots, end.pages, end.blocks), (0, 0, 0));
-    assert!(
-        common::pack_files(dir.path()).is_empty(),
-        "pack files left after deleting everything"
-    );
-}
-
-fn config() -> ProptestConfig {
-    let cases = std::env::var("BLOCKSNAP_PROPTEST_CASES").map_or(32, |value| {
-        value
-            .parse()
-            .unwrap_or_else(|_| panic!("BLOCKSNAP_PROPTEST_CASES={value:?} is not a number"))
-    });
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    common::assert_store_emptied(&store, dir.path());
 }
 
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(common::proptest_config(32))]
 
     #[test]
     fn histories_match_model(

@@ -3,23 +3,13 @@
 //! never be overwritten by a restore.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod common;
+
 use std::io::Cursor;
 use std::os::unix::fs::FileTypeExt;
 
-use blocksnap::{ErrorKind, Store, StoreOptions};
-
-const BLOCK: usize = 4096;
-
-fn open(dir: &std::path::Path) -> Store {
-    Store::open_with(
-        dir,
-        StoreOptions {
-            block_size: Some(4096),
-            ..StoreOptions::default()
-        },
-    )
-    .unwrap()
-}
+use blocksnap::ErrorKind;
+use common::{open_store, BLOCK};
 
 fn image(blocks: usize) -> Vec<u8> {
     let mut bytes = vec![0u8; blocks * BLOCK];
@@ -33,7 +23,7 @@ fn image(blocks: usize) -> Vec<u8> {
 #[test]
 fn restore_to_device_keeps_node() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir.path().join("store"));
+    let store = open_store(&dir.path().join("store"));
     store
         .create_disk_snapshot("disk", "snap", &image(8)[..], &[])
         .unwrap();
@@ -53,7 +43,7 @@ fn restore_to_device_keeps_node() {
 fn restore_into_store_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let store_dir = dir.path().join("store");
-    let store = open(&store_dir);
+    let store = open_store(&store_dir);
     let bytes = image(8);
     store
         .create_disk_snapshot("disk", "snap", &bytes[..], &[])
@@ -88,7 +78,7 @@ fn restore_into_store_rejected() {
 #[test]
 fn incremental_long_tail_past_parent() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
+    let store = open_store(dir.path());
     let small = image(1);
     store
         .create_disk_snapshot("disk", "small", &small[..], &[])

@@ -4,11 +4,16 @@
 // Each test crate compiles this module and uses only some of the helpers.
 #![allow(dead_code)]
 
+pub mod sandbox;
+
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use blocksnap::{Store, StoreOptions};
+use proptest::sample::Index;
+use proptest::test_runner::Config as ProptestConfig;
 
 /// Block size of the stores the tests open, the smallest a store accepts.
 pub const BLOCK_SIZE: u32 = 4096;
@@ -152,4 +157,59 @@ pub fn pack_files(store_path: &Path) -> Vec<std::path::PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// Asserts that the store at `store_path` contains no snapshot, page, block or
+/// pack file, as it must once every snapshot has been deleted.
+pub fn assert_store_emptied(store: &Store, store_path: &Path) {
+    let end = store.stats().expect("read the store's stats");
+    assert_eq!((end.snapshots, end.pages, end.blocks), (0, 0, 0));
+    assert!(
+        pack_files(store_path).is_empty(),
+        "pack files left after deleting everything"
+    );
+}
+
+/// Returns the proptest configuration of the model tests: the number of cases
+/// comes from `BLOCKSNAP_PROPTEST_CASES`, else `default_cases`, and shrunk
+/// failures are not persisted.
+pub fn proptest_config(default_cases: u32) -> ProptestConfig {
+    let cases = std::env::var("BLOCKSNAP_PROPTEST_CASES").map_or(default_cases, |value| {
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("BLOCKSNAP_PROPTEST_CASES={value:?} is not a number"))
+    });
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// Returns a copy of `image` with zeros appended up to a whole number of
+/// blocks, the form in which the store keeps a partial last block.
+pub fn padded(image: &[u8]) -> Vec<u8> {
+    let mut padded = image.to_vec();
+    padded.resize(image.len().div_ceil(BLOCK) * BLOCK, 0);
+    padded
+}
+
+/// Returns the name that `pick` selects among the keys of `snapshots`, or
+/// `None` when there is no snapshot.
+pub fn pick_snapshot<V>(snapshots: &BTreeMap<String, V>, pick: Index) -> Option<String> {
+    if snapshots.is_empty() {
+        return None;
+    }
+    snapshots.keys().nth(pick.index(snapshots.len())).cloned()
+}
+
+/// Deletes the snapshot that `pick` selects from both the store and
+/// `snapshots`, a model's live snapshots, and does nothing when there is none.
+pub fn delete_picked<V>(store: &Store, snapshots: &mut BTreeMap<String, V>, pick: Index) {
+    if let Some(name) = pick_snapshot(snapshots, pick) {
+        store
+            .delete_disk_snapshot(&name)
+            .unwrap_or_else(|error| panic!("delete {name}: {error}"));
+        snapshots.remove(&name);
+    }
 }
