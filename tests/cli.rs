@@ -610,3 +610,30 @@ fn malformed_number_names_exception() {
         "a usage error must not create the store"
     );
 }
+
+#[test]
+fn unprintable_result_names_committed_operation() {
+    let sandbox = Sandbox::new();
+    let source = sandbox.write("disk.img", &pseudo_random_bytes(3, 4 * BLOCK_SIZE));
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+
+    let output = sandbox
+        .command(&create_args("disk-1", "snap-1", &source))
+        .stdout(full)
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("OperationFailureException"), "{stderr}");
+    assert!(stderr.contains("is committed"), "{stderr}");
+    let marker = "CreateDiskSnapshot of snap-1 (operation ";
+    let start = stderr.find(marker).expect("the operation is named") + marker.len();
+    let id = &stderr[start..start + stderr[start..].find(')').unwrap()];
+    let operation = sandbox.run_ok(&["get-operation", "--operation-id", id]);
+    assert_eq!(operation["operation"]["status"], "Succeeded");
+    sandbox.run_ok(&["get-disk-snapshot", "--disk-snapshot-name", "snap-1"]);
+}
