@@ -134,7 +134,7 @@ impl Store {
         let faults = Faults::new(fault_injector);
         let (meta, metadata_copy) = if read_only {
             let copy = MetadataCopy::take(&path.join("metadata"))?;
-            (Meta::open(copy.path(), faults.clone())?, Some(copy))
+            (Meta::open(&copy.path(), faults.clone())?, Some(copy))
         } else {
             std::fs::create_dir_all(&path).map_err(|error| {
                 crate::error::io_failure(

@@ -320,3 +320,90 @@ fn cli_restores_and_rejects_changes() {
     );
     assert_eq!(fingerprint(&store_dir), before);
 }
+
+/// Lists the metadata copy directories in `tmp`.
+fn copies_in(tmp: &Path) -> Vec<PathBuf> {
+    fs::read_dir(tmp)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("blocksnap-read-only-"))
+        })
+        .collect()
+}
+
+/// Sets the modification time of `path` to two minutes ago, past the age
+/// under which a copy directory is never taken for a leftover.
+fn age(path: &Path) {
+    let status = Command::new("touch")
+        .args(["-d", "2 minutes ago"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn killed_session_copy_removed_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let tmp = dir.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let image = distinct_blocks(6, BLOCKS);
+    open_store(&store_dir)
+        .create_disk_snapshot("disk-e", "only", &image[..], &[])
+        .unwrap();
+    let blocksnap = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_blocksnap"));
+        command
+            .env("TMPDIR", &tmp)
+            .arg("--store")
+            .arg(&store_dir)
+            .arg("--read-only")
+            .args(args);
+        command
+    };
+    // A restore into a FIFO that nobody reads blocks after the open, so the
+    // session and its copy stay until the process is killed.
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let mut session = blocksnap(&[
+        "create-disk-from-snapshot",
+        "--disk-snapshot-name",
+        "only",
+        "--disk-name",
+        "restored",
+        "--target",
+        fifo.to_str().unwrap(),
+    ])
+    .spawn()
+    .unwrap();
+    let started = std::time::Instant::now();
+    while !copies_in(&tmp)
+        .iter()
+        .any(|copy| copy.join("owner.lock").exists())
+    {
+        assert!(started.elapsed().as_secs() < 30, "no copy appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let copy = copies_in(&tmp).remove(0);
+    age(&copy);
+
+    // A live session's copy stays, however old.
+    let listed = blocksnap(&["get-disk-snapshots"]).output().unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    assert!(copy.exists());
+
+    session.kill().unwrap();
+    session.wait().unwrap();
+    assert!(copy.exists(), "a killed process cannot remove its copy");
+    let listed = blocksnap(&["get-disk-snapshots"]).output().unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    assert_eq!(copies_in(&tmp), Vec::<PathBuf>::new());
+}

@@ -7,6 +7,11 @@
 //! removed when the store handle is dropped, along with anything written to it,
 //! such as the operation record of a restore.
 //!
+//! Each copy lives in a directory of its own, next to an `owner.lock` file
+//! that the handle keeps under an exclusive `flock`. A process killed before
+//! it could remove its copy leaves that lock free, and the next read-only open
+//! removes the leftover directory.
+//!
 //! While the copy is in use, a shared `flock` on the original `metadata/db`
 //! keeps writers out. sled takes an exclusive `flock` on that file, so a
 //! writable open waits for the read-only handles to close, and a read-only open
@@ -25,6 +30,13 @@ use crate::error::{io_failure, Error, Result};
 const LOCK_WAIT: Duration = Duration::from_secs(1);
 /// Pause between two attempts to take the shared lock.
 const LOCK_RETRY: Duration = Duration::from_millis(20);
+/// Prefix of the names of the copy directories in the temporary directory.
+const COPY_PREFIX: &str = "blocksnap-read-only-";
+/// File in a copy directory whose exclusive lock marks the copy in use.
+const OWNER_LOCK: &str = "owner.lock";
+/// Age under which a copy directory is never taken for a leftover, so that a
+/// directory whose open has not locked its owner file yet is left alone.
+const MIN_LEFTOVER_AGE: Duration = Duration::from_secs(60);
 
 /// A private, temporary copy of a store's metadata directory. Dropping it
 /// removes the copy and releases the shared lock on the original.
@@ -32,6 +44,10 @@ const LOCK_RETRY: Duration = Duration::from_millis(20);
 pub(crate) struct MetadataCopy {
     /// The original `metadata/db`, open so that its shared lock lasts.
     _lock: File,
+    /// The copy directory's `owner.lock`, open so that its exclusive lock
+    /// lasts.
+    _owner: File,
+    /// The copy directory, holding `owner.lock` and `metadata/`.
     dir: PathBuf,
 }
 
@@ -57,16 +73,34 @@ impl MetadataCopy {
             Err(error) => return Err(io_failure(format_args!("opening {}", log.display()), error)),
         };
         lock_shared(&lock, &log)?;
+        remove_leftover_copies();
         let dir = new_private_dir()?;
-        let copy = MetadataCopy { _lock: lock, dir };
+        let owner = match lock_owner_file(&dir) {
+            Ok(owner) => owner,
+            Err(error) => {
+                // Best effort: the directory is empty but for the lock file.
+                let _ = fs::remove_dir_all(&dir);
+                return Err(error);
+            }
+        };
         // On failure the partial copy is removed by `Drop`.
-        copy_tree(original, &copy.dir)?;
+        let copy = MetadataCopy {
+            _lock: lock,
+            _owner: owner,
+            dir,
+        };
+        let metadata = copy.path();
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&metadata)
+            .map_err(|error| io_failure(format_args!("creating {}", metadata.display()), error))?;
+        copy_tree(original, &metadata)?;
         Ok(copy)
     }
 
-    /// Returns the directory of the copy.
-    pub(crate) fn path(&self) -> &Path {
-        &self.dir
+    /// Returns the directory of the copied metadata database.
+    pub(crate) fn path(&self) -> PathBuf {
+        self.dir.join("metadata")
     }
 }
 
@@ -110,16 +144,79 @@ fn lock_shared(file: &File, path: &Path) -> Result<()> {
     }
 }
 
+/// Creates the owner lock file in the copy directory `dir` and takes its
+/// exclusive lock, which lasts as long as the returned file is open.
+fn lock_owner_file(dir: &Path) -> Result<File> {
+    let path = dir.join(OWNER_LOCK);
+    let file = File::create(&path)
+        .map_err(|error| io_failure(format_args!("creating {}", path.display()), error))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+        |errno| {
+            io_failure(
+                format_args!("locking {}", path.display()),
+                io::Error::from(errno),
+            )
+        },
+    )?;
+    Ok(file)
+}
+
+/// Removes the copy directories that processes killed during a read-only
+/// session left in the temporary directory. A directory counts as left over
+/// when it is older than [`MIN_LEFTOVER_AGE`] and its owner lock file is
+/// missing or unlocked. Failures are logged and skipped, since the open does
+/// not depend on them.
+fn remove_leftover_copies() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let is_copy = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.starts_with(COPY_PREFIX));
+        if !is_copy || !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|metadata| metadata.modified())
+            .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age > MIN_LEFTOVER_AGE));
+        if !old {
+            continue;
+        }
+        let dir = entry.path();
+        // Another user's copy cannot be opened, so it is never taken.
+        let unowned = match File::open(dir.join(OWNER_LOCK)) {
+            Ok(owner) => {
+                rustix::fs::flock(&owner, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                    .is_ok()
+            }
+            Err(error) => error.kind() == io::ErrorKind::NotFound,
+        };
+        if !unowned {
+            continue;
+        }
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => {
+                tracing::info!(path = %dir.display(), "removed a leftover read-only metadata copy");
+            }
+            Err(error) => tracing::warn!(
+                path = %dir.display(),
+                %error,
+                "could not remove a leftover read-only metadata copy"
+            ),
+        }
+    }
+}
+
 /// Creates a new directory that only this user can read, under the system's
 /// temporary directory.
 fn new_private_dir() -> Result<PathBuf> {
     let parent = std::env::temp_dir();
     let mut attempt = 0u32;
     loop {
-        let dir = parent.join(format!(
-            "blocksnap-read-only-{}-{attempt}",
-            std::process::id()
-        ));
+        let dir = parent.join(format!("{COPY_PREFIX}{}-{attempt}", std::process::id()));
         match fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => return Ok(dir),
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists && attempt < 10_000 => {
