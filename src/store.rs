@@ -330,6 +330,10 @@ impl Store {
         reconcile_packs: bool,
     ) -> Result<RecoveryReport> {
         let mut report = RecoveryReport::default();
+        // A read-only handle leaves the work for the next writable open.
+        if self.is_read_only() {
+            return Ok(report);
+        }
 
         // ORDER: packs first, before any create can append again: bytes past a
         // pack's committed length and files without a record belong to no

@@ -255,6 +255,12 @@ fn failed_delete_is_left_alone() {
         store.get_disk_snapshot("deleted").unwrap_err().kind(),
         ErrorKind::NotFound
     );
+    // verify cannot finish the work, so it fails, twice, changing nothing.
+    for _ in 0..2 {
+        let error = store.verify().unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::OperationFailure, "{error}");
+        assert!(error.message().contains("left undone"), "{error}");
+    }
     drop(store);
     assert_eq!(fingerprint(dir.path()), before);
 

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::storage::codec;
 use crate::storage::hash::{BlockHash, PageHash, HASH_LEN};
 use crate::storage::keys;
@@ -65,10 +65,23 @@ impl Store {
     ///
     /// Takes the writer lock, so it sees no half-done create or delete; it first
     /// finishes any queued garbage collection and cleanup (see
-    /// [`Store::collect_garbage`]) and fails if that fails. Reads every stored
-    /// block once.
+    /// [`Store::collect_garbage`]) and fails if that fails. A read-only handle
+    /// cannot finish that work, so there verify fails with
+    /// `OperationFailureException` when any is left. Reads every stored block
+    /// once.
     pub fn verify(&self) -> Result<VerifyReport> {
         let guard = self.lock_writer_only();
+        if self.is_read_only() && self.has_interrupted_work()? {
+            // The counts of a half-done delete or create differ from those
+            // the live snapshots imply, and verify would report them as damage.
+            return Err(Error::operation_failure(format!(
+                "the store at {} has work that a failed create or delete left undone, and a \
+                 read-only handle cannot finish it, so verify would report its half-done \
+                 counts as damage. Listings and restores of the listed snapshots are \
+                 unaffected. Open the store without --read-only to finish the work, then verify",
+                self.path.display()
+            )));
+        }
         self.finish_interrupted_work(&guard, false)?;
         let mut report = VerifyReport::default();
 

@@ -122,6 +122,18 @@ impl PackStore {
         })
     }
 
+    /// Fails if the store is open read-only. Every method that changes a pack
+    /// file calls it first, behind the check that the writer calls make.
+    fn check_writable(&self, action: &str) -> Result<()> {
+        if self.read_only {
+            return Err(Error::service(format!(
+                "a read-only handle tried to {action} in {}. This is a bug in blocksnap",
+                self.dir.display()
+            )));
+        }
+        Ok(())
+    }
+
     fn path_of(&self, pack: u32) -> PathBuf {
         self.dir.join(format!("pack-{pack:08}.dat"))
     }
@@ -186,6 +198,7 @@ impl PackStore {
         records: &BTreeMap<u32, u64>,
         cut_uncommitted: bool,
     ) -> Result<PackRecovery> {
+        self.check_writable("reconcile the pack files")?;
         let mut writer = self.writer();
         // Cleared first: a step below that fails sets it again.
         let cut_uncommitted = cut_uncommitted || self.needs_reconcile.swap(false, Ordering::SeqCst);
@@ -357,6 +370,7 @@ impl PackStore {
     /// Cuts `pack` back to `committed_len` after a create that failed before its
     /// appends were committed.
     pub(crate) fn discard_uncommitted(&self, pack: u32, committed_len: u64) -> Result<()> {
+        self.check_writable("cut uncommitted bytes off a pack")?;
         let mut writer = self.writer();
         // The next append goes to the committed end even if the truncation
         // fails: it overwrites the discarded bytes instead of leaving them
@@ -383,6 +397,7 @@ impl PackStore {
     /// nothing, if the file holds bytes past `committed_len` that were kept
     /// (see [`PackStore::recover`]). A missing file counts as emptied.
     pub(crate) fn empty_pack(&self, pack: u32, committed_len: u64) -> Result<bool> {
+        self.check_writable("empty a pack")?;
         let _writer = self.writer();
         let file = match self.file(pack) {
             Ok(file) => file,
@@ -410,6 +425,7 @@ impl PackStore {
 
     /// Unlinks a pack that no live block uses.
     pub(crate) fn remove_pack(&self, pack: u32) -> Result<()> {
+        self.check_writable("remove a pack")?;
         let mut writer = self.writer();
         if writer.active.is_some_and(|(active, _)| active == pack) {
             writer.active = None;
@@ -441,6 +457,7 @@ impl PackStore {
     /// queue item is then removed cannot come back after a power loss. A pack
     /// already unlinked is skipped.
     pub(crate) fn sync_punched(&self, packs: &BTreeSet<u32>) -> Result<()> {
+        self.check_writable("sync punched packs")?;
         for pack in packs {
             let file = match self.file(*pack) {
                 Ok(file) => file,
@@ -458,6 +475,7 @@ impl PackStore {
 
 impl BlockStore for PackStore {
     fn put(&self, bytes: &[u8]) -> Result<Extent> {
+        self.check_writable("append a block")?;
         debug_assert_eq!(bytes.len() as u64, self.block_size);
         let mut writer = self.writer();
         if !writer.metadata_durable {
@@ -495,6 +513,7 @@ impl BlockStore for PackStore {
     }
 
     fn sync(&self) -> Result<()> {
+        self.check_writable("sync the packs")?;
         let mut writer = self.writer();
         for pack in writer.dirty.clone() {
             let file = self.file(pack)?;
@@ -551,6 +570,7 @@ impl BlockStore for PackStore {
     }
 
     fn free(&self, extent: Extent, blocks: u64) -> Result<()> {
+        self.check_writable("free blocks")?;
         let file = match self.file(extent.pack) {
             Ok(file) => file,
             // A pack already unlinked has nothing left to free.
