@@ -76,6 +76,39 @@ fn restore_into_store_rejected() {
 }
 
 #[test]
+fn hard_link_to_store_file_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let store = open_store(&store_dir);
+    let bytes = image(8);
+    store
+        .create_disk_snapshot("disk", "snap", &bytes[..], &[])
+        .unwrap();
+
+    for (own, link) in [
+        ("packs/pack-00000001.dat", "pack-link"),
+        ("metadata/db", "db-link"),
+    ] {
+        let own = store_dir.join(own);
+        let link = dir.path().join(link);
+        std::fs::hard_link(&own, &link).unwrap();
+        let length = std::fs::metadata(&own).unwrap().len();
+        let error = store
+            .create_disk_from_snapshot_to_file("snap", "copy", &link, None)
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error}");
+        assert!(error.message().contains("under another name"), "{error}");
+        assert_eq!(std::fs::metadata(&own).unwrap().len(), length);
+    }
+    let mut restored = Vec::new();
+    store
+        .create_disk_from_snapshot("snap", "copy", &mut restored)
+        .unwrap();
+    assert_eq!(restored, bytes);
+    assert!(store.verify().unwrap().is_clean());
+}
+
+#[test]
 fn incremental_long_tail_past_parent() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());

@@ -183,6 +183,20 @@ impl Store {
                 )));
             }
         }
+        // A hard link to a store file passes the path check, so compare the
+        // file itself too.
+        if let Ok(existing) = std::fs::metadata(path) {
+            for own in ["metadata", "packs"] {
+                if let Some(linked) = same_file_below(&store.join(own), &existing) {
+                    return Err(Error::invalid_input(format!(
+                        "restore target {} is the store's own file {} under another name. \
+                         Write the restored disk to a new file outside the store",
+                        path.display(),
+                        linked.display()
+                    )));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -447,4 +461,30 @@ fn write_failure(snapshot: &SnapshotRecord, error: std::io::Error) -> Error {
         format_args!("writing the restored bytes of snapshot {:?}", snapshot.name),
         error,
     )
+}
+
+/// Returns the path of a file under `dir` (searched recursively) that is the
+/// same file as `target`: the same device and inode.
+fn same_file_below(dir: &Path, target: &std::fs::Metadata) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        // Follows a symbolic link to a file, but never into a directory, so
+        // that the search cannot loop.
+        let Ok(metadata) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if metadata.is_dir() {
+            if !entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                continue;
+            }
+            if let Some(found) = same_file_below(&path, target) {
+                return Some(found);
+            }
+        } else if metadata.dev() == target.dev() && metadata.ino() == target.ino() {
+            return Some(path);
+        }
+    }
+    None
 }
