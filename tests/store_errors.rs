@@ -543,6 +543,47 @@ fn missing_pack_file_is_corruption() {
     assert!(!report.is_clean());
 }
 
+#[test]
+fn create_after_lost_pack_stores_blocks_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = distinct_blocks(3, 8);
+    // Half of the later image is new, so the second create writes a page
+    // that is not stored yet and lists both new and lost blocks.
+    let mut changed = image.clone();
+    changed[..4 * BLOCK].copy_from_slice(&distinct_blocks(4, 4));
+    {
+        let store = open_store(dir.path());
+        store
+            .create_disk_snapshot("disk-1", "lost", &image[..], &[])
+            .unwrap();
+    }
+    fs::remove_file(dir.path().join("packs").join("pack-00000001.dat")).unwrap();
+    let store = open_store(dir.path());
+
+    // The same bytes again: the page is stored, and its blocks must be
+    // written anew rather than taken from the lost pack.
+    store
+        .create_disk_snapshot("disk-1", "again", &image[..], &[])
+        .unwrap();
+    store
+        .create_disk_snapshot("disk-1", "changed", &changed[..], &[])
+        .unwrap();
+
+    assert_restores(&store, "again", &image);
+    assert_restores(&store, "changed", &changed);
+    // The lost snapshot names the same blocks, whose records now point at
+    // the new copies, so it restores again too.
+    assert_restores(&store, "lost", &image);
+    assert_verify_clean(&store);
+
+    for name in ["lost", "again", "changed"] {
+        store.delete_disk_snapshot(name).unwrap();
+    }
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.blocks, stats.stored_bytes), (0, 0), "{stats:?}");
+    assert_verify_clean(&store);
+}
+
 /// Ways to damage the metadata database files.
 #[derive(Debug, Clone, Copy)]
 enum Damage {

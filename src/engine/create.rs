@@ -1,7 +1,7 @@
 //! `create_disk_snapshot`: stream a source, store the blocks the store does not have yet,
 //! build and share pages, and commit the snapshot atomically.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{self, Read};
 use std::sync::mpsc;
 
@@ -302,6 +302,9 @@ pub(super) struct CreateRun<'a> {
     pub(super) new_blocks: HashMap<BlockHash, Extent>,
     /// Per pack: end offset of the uncommitted appends and how many blocks they are.
     pub(super) appended: BTreeMap<u32, (u64, u64)>,
+    /// Packs whose file is missing. A block recorded only in one of them is
+    /// stored again, and its record moves to the new copy.
+    pub(super) missing_packs: BTreeSet<u32>,
     pub(super) length: u64,
     pub(super) operations: Vec<PendingOperation>,
     /// True once the pending-create marker is committed.
@@ -331,6 +334,7 @@ impl<'a> CreateRun<'a> {
             parent_page: None,
             new_blocks: HashMap::new(),
             appended: BTreeMap::new(),
+            missing_packs: store.packs.missing_packs(),
             length: 0,
             operations: Vec::new(),
             started: false,
@@ -456,14 +460,17 @@ impl<'a> CreateRun<'a> {
         block: &[u8],
         hash: BlockHash,
     ) -> Result<()> {
+        // With a pack missing, the parent's block may be lost too, so every
+        // block goes through the index check below.
         let known = hash.is_zero()
-            || self
-                .parent_page
-                .as_ref()
-                .and_then(|page| page.entries.get(position))
-                .is_some_and(|parent| *parent == hash)
+            || (self.missing_packs.is_empty()
+                && self
+                    .parent_page
+                    .as_ref()
+                    .and_then(|page| page.entries.get(position))
+                    .is_some_and(|parent| *parent == hash))
             || self.new_blocks.contains_key(&hash)
-            || self.store.meta.contains("block", &keys::block(&hash))?;
+            || self.is_readable_in_index(&hash)?;
         if known {
             return Ok(());
         }
@@ -481,6 +488,30 @@ impl<'a> CreateRun<'a> {
         appended.1 += 1;
         self.new_blocks.insert(hash, extent);
         Ok(())
+    }
+
+    /// Returns true if the index records `hash` in a pack whose file exists.
+    fn is_readable_in_index(&self, hash: &BlockHash) -> Result<bool> {
+        if self.missing_packs.is_empty() {
+            return self.store.meta.contains("block", &keys::block(hash));
+        }
+        let record = self
+            .store
+            .meta
+            .get::<BlockRecord>("block", &keys::block(hash))?;
+        Ok(record.is_some_and(|record| !self.missing_packs.contains(&record.pack)))
+    }
+
+    /// Returns the index record of `hash` if it lies in a missing pack.
+    fn lost_record(&self, hash: &BlockHash) -> Result<Option<BlockRecord>> {
+        if self.missing_packs.is_empty() {
+            return Ok(None);
+        }
+        let record = self
+            .store
+            .meta
+            .get::<BlockRecord>("block", &keys::block(hash))?;
+        Ok(record.filter(|record| self.missing_packs.contains(&record.pack)))
     }
 
     /// References an already stored page again at the current page index: one
@@ -558,13 +589,9 @@ impl<'a> CreateRun<'a> {
             None => None,
         };
         if let Some(count) = count {
-            if !self.new_blocks.is_empty() {
-                return Err(Error::corruption(format!(
-                    "page {page} is stored, but {} of its blocks are missing from the block index. \
-                     Run `blocksnap verify`",
-                    self.new_blocks.len()
-                )));
-            }
+            // Blocks stored again for a stored page replace copies in a missing
+            // pack: their records move, and their counts stay.
+            self.stage_block_references(&mut batch, std::iter::empty())?;
             let refcount = count
                 .refcount
                 .checked_add(1)
@@ -595,12 +622,43 @@ impl<'a> CreateRun<'a> {
         for hash in refs {
             *occurrences.entry(*hash).or_insert(0) += 1;
         }
+        // Blocks moved out of a missing pack, counted per pack.
+        let mut moved_out: BTreeMap<u32, u64> = BTreeMap::new();
+        for (&hash, &extent) in &self.new_blocks {
+            if occurrences.contains_key(&hash) {
+                continue;
+            }
+            // The page's stored form does not list this block, so the page it
+            // is based on already counts it.
+            let lost = self.lost_record(&hash)?.ok_or_else(|| {
+                Error::corruption(format!(
+                    "block {hash} was stored for a page that is already stored or does not \
+                     list it, and the index has no record of it. Run `blocksnap verify`"
+                ))
+            })?;
+            *moved_out.entry(lost.pack).or_insert(0) += 1;
+            let moved = BlockRecord {
+                pack: extent.pack,
+                offset: extent.offset,
+                ..lost
+            };
+            batch.put(keys::block(&hash), &moved)?;
+        }
         for (hash, count) in occurrences {
             let record = if let Some(extent) = self.new_blocks.get(&hash) {
+                let earlier = match self.lost_record(&hash)? {
+                    Some(lost) => {
+                        *moved_out.entry(lost.pack).or_insert(0) += 1;
+                        lost.refcount
+                    }
+                    None => 0,
+                };
                 BlockRecord {
                     pack: extent.pack,
                     offset: extent.offset,
-                    refcount: count,
+                    refcount: earlier
+                        .checked_add(count)
+                        .ok_or_else(|| count_overflow(&hash.to_hex()))?,
                 }
             } else {
                 let existing = store.meta.get::<BlockRecord>("block", &keys::block(&hash))?.ok_or_else(|| {
@@ -619,6 +677,12 @@ impl<'a> CreateRun<'a> {
                 }
             };
             batch.put(keys::block(&hash), &record)?;
+        }
+        for (pack, blocks) in moved_out {
+            if let Some(mut record) = store.meta.get::<PackRecord>("pack", &keys::pack(pack))? {
+                record.live_blocks = record.live_blocks.saturating_sub(blocks);
+                batch.put(keys::pack(pack), &record)?;
+            }
         }
         for (pack, (end, blocks)) in &self.appended {
             let mut record = store

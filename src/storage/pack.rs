@@ -82,6 +82,8 @@ struct Writer {
     /// Packs whose bytes past the committed length were kept at open; later
     /// reconciles keep them too.
     kept: BTreeSet<u32>,
+    /// Packs with committed bytes whose file the last reconcile did not find.
+    missing: BTreeSet<u32>,
 }
 
 /// Findings of the recovery that reconciles pack files with their records.
@@ -120,6 +122,12 @@ impl PackStore {
             needs_reconcile: AtomicBool::new(false),
             read_only,
         })
+    }
+
+    /// Returns the packs whose file the last reconcile found missing. A create
+    /// stores the blocks recorded in them again (see `CreateRun::store_block`).
+    pub(crate) fn missing_packs(&self) -> BTreeSet<u32> {
+        self.writer().missing.clone()
     }
 
     /// Fails if the store is open read-only. Every method that changes a pack
@@ -291,6 +299,7 @@ impl PackStore {
                 report.missing_packs.push(*id);
             }
         }
+        writer.missing = report.missing_packs.iter().copied().collect();
 
         writer.active = records
             .iter()
