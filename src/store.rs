@@ -227,16 +227,19 @@ impl Store {
         self.read_only.is_some()
     }
 
-    /// Fails with `OperationFailureException` naming `action` if the handle is
-    /// read-only. Every call that changes the store checks this before it
-    /// starts.
-    pub(crate) fn check_writable(&self, action: &str) -> Result<()> {
+    /// Fails with `OperationFailureException` naming `action` (such as
+    /// "delete a disk snapshot") if the handle is read-only.
+    ///
+    /// Every call that changes the store checks this before it starts. A
+    /// caller that prepares a change first, by opening its source for example,
+    /// can call it earlier to fail before that work.
+    pub fn check_writable(&self, action: &str) -> Result<()> {
         if self.read_only.is_none() {
             return Ok(());
         }
         Err(Error::operation_failure(format!(
-            "cannot {action}: the store at {} is open read-only. \
-             Open it without --read-only (StoreOptions::read_only) to change it",
+            "cannot {action}: the store at {} is open read-only. To change it, open it \
+             without --read-only on the command line, or with StoreOptions::read_only unset",
             self.path.display()
         )))
     }

@@ -324,6 +324,40 @@ fn cli_restores_and_rejects_changes() {
         stderr.contains("OperationFailureException") && stderr.contains("read-only"),
         "{stderr}"
     );
+    // A FIFO source with no writer would block the open of the source, so the
+    // rejection must come first.
+    let fifo = dir.path().join("source-fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let mut create = Command::new(env!("CARGO_BIN_EXE_blocksnap"))
+        .arg("--store")
+        .arg(&store_dir)
+        .args([
+            "--read-only",
+            "create-disk-snapshot",
+            "--disk-name",
+            "disk-d",
+        ])
+        .args(["--disk-snapshot-name", "second", "--source"])
+        .arg(&fifo)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = create.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed().as_secs() > 30 {
+            create.kill().unwrap();
+            panic!("a read-only create waited on its FIFO source");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(1));
     assert_eq!(fingerprint(&store_dir), before);
 }
 
@@ -412,4 +446,44 @@ fn killed_session_copy_removed_later() {
     let listed = blocksnap(&["get-disk-snapshots"]).output().unwrap();
     assert!(listed.status.success(), "{listed:?}");
     assert_eq!(copies_in(&tmp), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn symlinked_log_is_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let image = distinct_blocks(7, BLOCKS);
+    open_store(&store_dir)
+        .create_disk_snapshot("disk-f", "only", &image[..], &[])
+        .unwrap();
+    let log = store_dir.join("metadata").join("db");
+    let moved = dir.path().join("db-elsewhere");
+    fs::rename(&log, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &log).unwrap();
+
+    assert_restores(&open_read_only(&store_dir).unwrap(), "only", &image);
+}
+
+#[test]
+fn unusable_tmpdir_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    open_store(&store_dir)
+        .create_disk_snapshot("disk-g", "only", &distinct_blocks(8, 4)[..], &[])
+        .unwrap();
+    let missing = dir.path().join("no-such-tmp");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_blocksnap"))
+        .env("TMPDIR", &missing)
+        .arg("--store")
+        .arg(&store_dir)
+        .args(["--read-only", "get-disk-snapshots"])
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("OperationFailureException"), "{stderr}");
+    assert!(stderr.contains("Set TMPDIR"), "{stderr}");
+    assert!(stderr.contains(missing.to_str().unwrap()), "{stderr}");
 }

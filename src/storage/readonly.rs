@@ -73,6 +73,7 @@ impl MetadataCopy {
             Err(error) => return Err(io_failure(format_args!("opening {}", log.display()), error)),
         };
         lock_shared(&lock, &log)?;
+
         remove_leftover_copies();
         let dir = new_private_dir()?;
         let owner = match lock_owner_file(&dir) {
@@ -89,12 +90,15 @@ impl MetadataCopy {
             _owner: owner,
             dir,
         };
+
         let metadata = copy.path();
         fs::DirBuilder::new()
             .mode(0o700)
             .create(&metadata)
-            .map_err(|error| io_failure(format_args!("creating {}", metadata.display()), error))?;
-        copy_tree(original, &metadata)?;
+            .map_err(|error| {
+                copy_step_failed(format_args!("creating {}", metadata.display()), error)
+            })?;
+        copy_tree(original, &metadata, 0)?;
         Ok(copy)
     }
 
@@ -149,10 +153,10 @@ fn lock_shared(file: &File, path: &Path) -> Result<()> {
 fn lock_owner_file(dir: &Path) -> Result<File> {
     let path = dir.join(OWNER_LOCK);
     let file = File::create(&path)
-        .map_err(|error| io_failure(format_args!("creating {}", path.display()), error))?;
+        .map_err(|error| copy_step_failed(format_args!("creating {}", path.display()), error))?;
     rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
         |errno| {
-            io_failure(
+            copy_step_failed(
                 format_args!("locking {}", path.display()),
                 io::Error::from(errno),
             )
@@ -223,7 +227,7 @@ fn new_private_dir() -> Result<PathBuf> {
                 attempt += 1;
             }
             Err(error) => {
-                return Err(io_failure(
+                return Err(copy_step_failed(
                     format_args!(
                         "creating a directory for the metadata copy in {}",
                         parent.display()
@@ -235,28 +239,43 @@ fn new_private_dir() -> Result<PathBuf> {
     }
 }
 
-/// Copies the regular files and directories under `from` into the existing
-/// directory `to`. Anything else (a socket, a symbolic link) is not part of a
+/// Deepest directory nesting that [`copy_tree`] follows. sled's database has
+/// one level (`blobs/`), so a deeper tree means a loop of symbolic links.
+const MAX_COPY_DEPTH: usize = 8;
+
+/// Copies the files and directories under `from` into the existing directory
+/// `to`, following symbolic links, since an operator may have moved a file
+/// of the database elsewhere and linked it back. Anything that is neither a
+/// file nor a directory (a socket, a dangling link) is not part of a
 /// metadata database and is skipped.
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+fn copy_tree(from: &Path, to: &Path, depth: usize) -> Result<()> {
+    if depth > MAX_COPY_DEPTH {
+        return Err(Error::operation_failure(format!(
+            "{} is nested more than {MAX_COPY_DEPTH} directories deep in the metadata \
+             directory, which suggests a loop of symbolic links. Remove the loop",
+            from.display()
+        )));
+    }
     let listing_failed =
         |error| io_failure(format_args!("listing {} to copy it", from.display()), error);
     for entry in fs::read_dir(from).map_err(listing_failed)? {
         let entry = entry.map_err(listing_failed)?;
         let source = entry.path();
         let target = to.join(entry.file_name());
-        let kind = entry.file_type().map_err(listing_failed)?;
-        if kind.is_dir() {
+        let Ok(metadata) = fs::metadata(&source) else {
+            continue;
+        };
+        if metadata.is_dir() {
             fs::DirBuilder::new()
                 .mode(0o700)
                 .create(&target)
                 .map_err(|error| {
-                    io_failure(format_args!("creating {}", target.display()), error)
+                    copy_step_failed(format_args!("creating {}", target.display()), error)
                 })?;
-            copy_tree(&source, &target)?;
-        } else if kind.is_file() {
+            copy_tree(&source, &target, depth + 1)?;
+        } else if metadata.is_file() {
             fs::copy(&source, &target).map_err(|error| {
-                io_failure(
+                copy_step_failed(
                     format_args!("copying {} to {}", source.display(), target.display()),
                     error,
                 )
@@ -264,4 +283,16 @@ fn copy_tree(from: &Path, to: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Converts an I/O error met while `action` made the metadata copy into an
+/// `OperationFailureException` that names the temporary directory, which the
+/// caller may not know a read-only open writes to.
+fn copy_step_failed(action: impl std::fmt::Display, error: io::Error) -> Error {
+    Error::operation_failure(format!(
+        "{action} failed ({error}). A read-only open copies the store's metadata into the \
+         temporary directory {}. Set TMPDIR to a writable directory with room for the copy",
+        std::env::temp_dir().display()
+    ))
+    .with_source(error)
 }

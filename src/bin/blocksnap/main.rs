@@ -92,6 +92,19 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         },
     )?;
     store.set_policy(policy);
+    // Rejected before a source is opened or a block list read, which can
+    // block (a FIFO) or fail for reasons that do not matter here.
+    let change = match &cli.command {
+        Command::CreateDiskSnapshot { .. } => Some("create a disk snapshot"),
+        Command::DeleteDiskSnapshot { .. } => Some("delete a disk snapshot"),
+        Command::TagResource { .. } => Some("tag a resource"),
+        Command::UntagResource { .. } => Some("untag a resource"),
+        Command::Verify { repair: true } => Some("repair the store"),
+        _ => None,
+    };
+    if let Some(action) = change {
+        store.check_writable(action)?;
+    }
 
     match cli.command {
         Command::CreateDiskSnapshot {
@@ -121,7 +134,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             )?;
             reporter.finish();
             let result = CreateDiskSnapshotResult { operations };
-            print_committed(&result, &result.operations)
+            print_committed(&store, &result, &result.operations)
         }
         Command::CreateDiskSnapshot {
             disk_name,
@@ -142,12 +155,12 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             )?;
             reporter.finish();
             let result = CreateDiskSnapshotResult { operations };
-            print_committed(&result, &result.operations)
+            print_committed(&store, &result, &result.operations)
         }
         Command::DeleteDiskSnapshot { disk_snapshot_name } => {
             let operations = store.delete_disk_snapshot(&disk_snapshot_name)?;
             let result = DeleteDiskSnapshotResult { operations };
-            print_committed(&result, &result.operations)
+            print_committed(&store, &result, &result.operations)
         }
         Command::CreateDiskFromSnapshot {
             disk_snapshot_name,
@@ -163,7 +176,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             )?;
             reporter.finish();
             let result = CreateDiskFromSnapshotResult { operations };
-            print_committed(&result, &result.operations)
+            print_committed(&store, &result, &result.operations)
         }
         Command::GetDiskSnapshot { disk_snapshot_name } => {
             let disk_snapshot = store.get_disk_snapshot(&disk_snapshot_name)?;
@@ -238,7 +251,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         } => {
             let operations = store.tag_resource(&resource_name, &parse_tags(&tags)?)?;
             let result = TagResourceResult { operations };
-            print_committed(&result, &result.operations)
+            print_committed(&store, &result, &result.operations)
         }
         Command::UntagResource {
             resource_name,
@@ -246,7 +259,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         } => {
             let operations = store.untag_resource(&resource_name, &tag_keys)?;
             let result = UntagResourceResult { operations };
-            print_committed(&result, &result.operations)
+            print_committed(&store, &result, &result.operations)
         }
         Command::Verify { repair: true } => {
             let report = store.repair()?;
@@ -284,7 +297,11 @@ fn print_json<T: Serialize>(value: &T) -> Result<ExitCode, Error> {
 /// error states that the change is committed and names its operations. A
 /// script that retried the call would otherwise repeat it, or fail on the
 /// name it already took.
-fn print_committed<T: Serialize>(value: &T, operations: &[Operation]) -> Result<ExitCode, Error> {
+fn print_committed<T: Serialize>(
+    store: &Store,
+    value: &T,
+    operations: &[Operation],
+) -> Result<ExitCode, Error> {
     print_json(value).map_err(|error| {
         let done: Vec<String> = operations
             .iter()
@@ -295,6 +312,14 @@ fn print_committed<T: Serialize>(value: &T, operations: &[Operation]) -> Result<
                 )
             })
             .collect();
+        if store.is_read_only() {
+            return Error::operation_failure(format!(
+                "{}. The call itself succeeded: {}. Its operation records are not kept, \
+                 because the store is open read-only",
+                error.message(),
+                done.join(", ")
+            ));
+        }
         Error::operation_failure(format!(
             "{}. The call itself succeeded and is committed: {}. Do not repeat it. \
              `get-operation --operation-id ID` shows the result again",
