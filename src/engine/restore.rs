@@ -427,12 +427,12 @@ impl Store {
                 if error.kind() != ErrorKind::Corruption {
                     return error;
                 }
-                let message = format!(
+                // The message repeats the pack error's, so it is not chained.
+                Error::corruption(format!(
                     "block {index} of snapshot {:?} cannot be read: {}",
                     snapshot.name,
                     error.message()
-                );
-                Error::corruption(message).with_source(error)
+                ))
             })?;
         if BlockHash::of(slot) != *hash {
             return Err(Error::corruption(format!(

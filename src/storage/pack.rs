@@ -550,14 +550,14 @@ impl BlockStore for PackStore {
     fn get(&self, extent: Extent, buffer: &mut [u8]) -> Result<()> {
         let file = match self.file(extent.pack) {
             Ok(file) => file,
-            // A block record names the pack, so its file must exist.
-            Err(error) if !self.path_of(extent.pack).exists() => {
+            // A block record names the pack, so its file must exist. The
+            // failed open adds nothing to that, so it is not kept as a cause.
+            Err(_) if !self.path_of(extent.pack).exists() => {
                 return Err(Error::corruption(format!(
                     "pack file {} is missing, so the blocks stored in it are lost. \
-                     Run `blocksnap verify` to list the damaged snapshots",
+                     Run `blocksnap verify` to list every damaged block",
                     self.path_of(extent.pack).display()
-                ))
-                .with_source(error))
+                )))
             }
             Err(error) => return Err(error),
         };
@@ -565,7 +565,7 @@ impl BlockStore for PackStore {
             if error.kind() == io::ErrorKind::UnexpectedEof {
                 Error::corruption(format!(
                     "pack {} ends before offset {}, so a block stored there is missing. \
-                     Run `blocksnap verify` to list the damaged snapshots",
+                     Run `blocksnap verify` to list every damaged block",
                     extent.pack, extent.offset
                 ))
                 .with_source(error)
