@@ -312,3 +312,54 @@ fn invalid_policy_file_is_rejected() {
     assert!(stderr.contains("InvalidInputException"), "{stderr}");
     assert!(stderr.contains("Principal"), "{stderr}");
 }
+
+const DENY_PROD_RESTORE: &str = r#"{
+  "Version": "2012-10-17",
+  "Statement": [
+    {"Sid": "Everything", "Effect": "Allow", "Action": "lightsail:*", "Resource": "*"},
+    {"Sid": "KeepProdData", "Effect": "Deny", "Action": "lightsail:CreateDiskFromSnapshot", "Resource": "*",
+     "Condition": {"StringEquals": {"aws:ResourceTag/env": "prod"}}}
+  ]
+}"#;
+
+#[test]
+fn restore_deny_covers_parent_and_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store
+        .create_disk_snapshot("disk-1", "prod-snap", &image(1)[..], &[tag("env", "prod")])
+        .unwrap();
+    store.set_policy(Some(Policy::from_json(DENY_PROD_RESTORE).unwrap()));
+    let before = operation_count(&store);
+
+    // A snapshot built on the prod one would hand its blocks to a restore.
+    let error = store
+        .create_disk_snapshot_incremental(
+            "disk-1",
+            "copy",
+            "prod-snap",
+            &[],
+            std::io::Cursor::new(vec![0u8; 4 * BLOCK]),
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::AccessDenied, "{error}");
+    assert!(
+        error.message().contains("lightsail:CreateDiskFromSnapshot"),
+        "{error}"
+    );
+    assert_eq!(
+        store.get_disk_snapshot("copy").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+
+    let error = store.read_block("prod-snap", 0).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::AccessDenied, "{error}");
+
+    // Which blocks changed is not the data: that stays readable.
+    assert!(store
+        .list_changed_blocks("prod-snap", "prod-snap")
+        .unwrap()
+        .is_empty());
+    assert_eq!(operation_count(&store), before);
+}

@@ -108,6 +108,9 @@ impl Store {
                 parent_record.disk_name
             )));
         }
+        // The new snapshot takes the parent's unlisted blocks, and a restore of
+        // it returns them, so using a parent needs the right to restore it.
+        self.check_snapshot_access("lightsail:CreateDiskFromSnapshot", &parent_record)?;
         let length = source.seek(SeekFrom::End(0)).map_err(|error| {
             io_failure(
                 format_args!("measuring the source of snapshot {snapshot_name:?}"),
@@ -240,7 +243,9 @@ impl Store {
     pub fn read_block(&self, snapshot_name: &str, index: u64) -> Result<SnapshotBlock> {
         validate_resource_name("disk snapshot name", snapshot_name)?;
         let snapshot = self.load_snapshot(snapshot_name)?;
-        self.check_snapshot_access("lightsail:GetDiskSnapshot", &snapshot)?;
+        // The block's bytes are the snapshot's data, so reading one needs the
+        // same right as a restore.
+        self.check_snapshot_access("lightsail:CreateDiskFromSnapshot", &snapshot)?;
         let block_size = u64::from(self.config.block_size);
         let blocks = snapshot.length.div_ceil(block_size);
         if index >= blocks {
