@@ -738,3 +738,52 @@ fn torn_metadata_log_consistent() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Unmounts the file system at the path when dropped.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn create_leaves_room_to_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    fs::create_dir(&small).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=48m", "tmpfs"])
+        .arg(&small)
+        .status();
+    if !mounted.is_ok_and(|status| status.success()) {
+        eprintln!("skipped: this environment cannot mount a 48 MiB tmpfs");
+        return;
+    }
+    let _unmount = Unmount(small.clone());
+    let store_dir = small.join("store");
+
+    // Each create runs in a store opened anew, as a CLI call does, until the
+    // file system is too full for one more.
+    let mut created = Vec::new();
+    let error = loop {
+        assert!(created.len() < 12, "the 48 MiB file system never filled");
+        let name = format!("fill-{}", created.len());
+        let image = distinct_blocks(40 + created.len() as u64, 1024);
+        match open_store(&store_dir).create_disk_snapshot("disk-1", &name, &image[..], &[]) {
+            Ok(_) => created.push((name, image)),
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(error.kind(), ErrorKind::OperationFailure, "{error}");
+    assert!(error.message().contains("can still open"), "{error}");
+    assert!(!created.is_empty());
+
+    // The store opens again, restores, and gives space back.
+    let store = open_store(&store_dir);
+    let (last, image) = created.last().unwrap();
+    assert_restores(&store, last, image);
+    store.delete_disk_snapshot(&created[0].0).unwrap();
+    assert_verify_clean(&store);
+}

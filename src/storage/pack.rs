@@ -31,6 +31,14 @@ use crate::error::{io_failure, Error, Result};
 /// A pack is closed for appends once it reaches this size. Smaller packs let a
 /// file system without hole punching still get space back by unlinking packs.
 pub(crate) const MAX_PACK_BYTES: u64 = 1 << 30;
+/// Free space that appends leave on the file system of the packs, so that the
+/// store can still be opened to delete snapshots once a create has filled the
+/// disk. sled 0.34.7's open may write zeros up to the end of its current 4 MiB
+/// log segment and writes a snapshot file that grows with the database. This
+/// is an estimate with room to spare, not a measured bound.
+const OPEN_RESERVE_BYTES: u64 = 32 << 20;
+/// Appends between two checks of the free space.
+const APPENDS_PER_SPACE_CHECK: u64 = 64;
 
 /// Block storage: the narrow interface the engine uses, so that a
 /// back end other than local pack files can be put behind it.
@@ -84,6 +92,8 @@ struct Writer {
     kept: BTreeSet<u32>,
     /// Packs with committed bytes whose file the last reconcile did not find.
     missing: BTreeSet<u32>,
+    /// Appends since free space was last checked; 0 asks for a check.
+    appends_since_space_check: u64,
 }
 
 /// Findings of the recovery that reconciles pack files with their records.
@@ -128,6 +138,30 @@ impl PackStore {
     /// stores the blocks recorded in them again (see `CreateRun::store_block`).
     pub(crate) fn missing_packs(&self) -> BTreeSet<u32> {
         self.writer().missing.clone()
+    }
+
+    /// Fails with `OperationFailureException` if the file system of the packs
+    /// has too little room for the next [`APPENDS_PER_SPACE_CHECK`] blocks plus
+    /// [`OPEN_RESERVE_BYTES`]. A create that stops here rolls back, which gives
+    /// its bytes back.
+    fn check_free_space(&self) -> Result<()> {
+        let stats = rustix::fs::statvfs(&self.dir).map_err(|errno| {
+            io_failure(
+                format_args!("reading the free space of {}", self.dir.display()),
+                io::Error::from(errno),
+            )
+        })?;
+        let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+        let needed = OPEN_RESERVE_BYTES + APPENDS_PER_SPACE_CHECK * self.block_size;
+        if free >= needed {
+            return Ok(());
+        }
+        Err(Error::operation_failure(format!(
+            "the file system of {} has {free} bytes free, and a create stops {needed} bytes \
+             short of full so that the store can still open to delete snapshots. Free space \
+             or delete snapshots, then retry",
+            self.dir.display()
+        )))
     }
 
     /// Fails if the store is open read-only. Every method that changes a pack
@@ -496,6 +530,11 @@ impl BlockStore for PackStore {
             self.meta.flush_if_needed()?;
             writer.metadata_durable = true;
         }
+        if writer.appends_since_space_check == 0 {
+            self.check_free_space()?;
+        }
+        writer.appends_since_space_check =
+            (writer.appends_since_space_check + 1) % APPENDS_PER_SPACE_CHECK;
         let (pack, offset) = match writer.active {
             Some((id, len)) if len < MAX_PACK_BYTES => (id, len),
             _ => self.create_pack(&mut writer)?,
