@@ -411,7 +411,19 @@ fn bad_page_tokens_rejected() {
             "snapshot token {token:?}"
         );
     }
-    for token in ["abc", "-1", "1.5", "", "99999999999999999999999"] {
+    // Numbers in another spelling, and numbers that name no operation, were
+    // never issued either.
+    let never_issued = u64::MAX.to_string();
+    for token in [
+        "abc",
+        "-1",
+        "1.5",
+        "",
+        "99999999999999999999999",
+        "+5",
+        "007",
+        &never_issued,
+    ] {
         let all = store.get_operations(Some(token));
         assert_eq!(
             all.unwrap_err().kind(),

@@ -117,9 +117,9 @@ impl Store {
     pub fn get_operations(&self, page_token: Option<&str>) -> Result<Page<Operation>> {
         self.check_access("lightsail:GetOperations", "*", &[], None)?;
         let first = parse_seq_token(page_token)?;
-        let start = keys::operation(first);
+        let start = keys::operation(first.unwrap_or(0));
         let end = vec![keys::OPERATION + 1];
-        self.operations_page("operation", &start, &end, |_, value| {
+        self.operations_page("operation", &start, &end, first, |_, value| {
             crate::storage::codec::decode("operation", value).map(Some)
         })
     }
@@ -134,13 +134,13 @@ impl Store {
         validate_resource_name("resource name", resource_name)?;
         self.check_access("lightsail:GetOperationsForResource", "*", &[], None)?;
         let first = parse_seq_token(page_token)?;
-        let start = keys::resource_entry(resource_name, first);
+        let start = keys::resource_entry(resource_name, first.unwrap_or(0));
         let mut end = keys::resource_prefix(resource_name);
         // The byte after the 0x00 separator ends this resource's range.
         if let Some(last) = end.last_mut() {
             *last = 1;
         }
-        self.operations_page("operation index", &start, &end, |seq, _| {
+        self.operations_page("operation index", &start, &end, first, |seq, _| {
             Ok(self.load_operation(seq)?.map(|operation| operation.record))
         })
     }
@@ -148,17 +148,30 @@ impl Store {
     /// Returns the page of operations whose `record_kind` keys lie in
     /// `start..end`. Each key ends in an operation's sequence number, and
     /// `load` reads the operation from it and the value (`None` skips it).
-    /// The next page token is the sequence number of the first key left out.
+    /// The next page token is the sequence number of the first key left out,
+    /// so a page token `first` must name the first key of the range.
     fn operations_page(
         &self,
         record_kind: &str,
         start: &[u8],
         end: &[u8],
+        first: Option<u64>,
         load: impl Fn(u64, &[u8]) -> Result<Option<OperationRecord>>,
     ) -> Result<Page<Operation>> {
         let mut items = Vec::new();
         let mut next_page_token = None;
-        for entry in self.meta.range(record_kind, start, end) {
+        let mut entries = self.meta.range(record_kind, start, end).peekable();
+        if let Some(first) = first {
+            let starts_there = match entries.peek() {
+                Some(Ok((key, _))) => keys::trailing_u64(key) == Some(first),
+                Some(Err(_)) => true,
+                None => false,
+            };
+            if !starts_there {
+                return Err(bad_token(&first.to_string()));
+            }
+        }
+        for entry in entries {
             let (key, value) = entry?;
             let seq = keys::trailing_u64(&key).ok_or_else(|| bad_key(record_kind, &key))?;
             if items.len() == OPERATIONS_PER_PAGE {
@@ -239,11 +252,17 @@ impl Store {
     }
 }
 
-fn parse_seq_token(token: Option<&str>) -> Result<u64> {
-    match token {
-        None => Ok(0),
-        Some(token) => token.parse::<u64>().map_err(|_| bad_token(token)),
+/// Parses a page token, which this store writes as a sequence number in
+/// plain decimal digits. Another spelling of a number was not issued here.
+fn parse_seq_token(token: Option<&str>) -> Result<Option<u64>> {
+    let Some(token) = token else {
+        return Ok(None);
+    };
+    let seq = token.parse::<u64>().map_err(|_| bad_token(token))?;
+    if seq.to_string() != token {
+        return Err(bad_token(token));
     }
+    Ok(Some(seq))
 }
 
 fn bad_token(token: &str) -> Error {
