@@ -254,3 +254,26 @@ fn bad_incremental_requests_change_nothing() {
     assert_eq!(store.stats().unwrap().blocks, stats.blocks);
     assert!(store.get_disk_snapshot("next").is_err());
 }
+
+#[test]
+fn unseekable_source_rejected_with_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open_store(dir.path());
+    store
+        .create_disk_snapshot("disk-1", "base", &vec![7u8; 4 * BLOCK][..], &[])
+        .unwrap();
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    std::io::Write::write_all(&mut writer, &[1u8; 16]).unwrap();
+    let pipe = std::fs::File::from(std::os::fd::OwnedFd::from(reader));
+
+    let error = store
+        .create_disk_snapshot_incremental("disk-1", "next", "base", &[0], pipe, &[])
+        .unwrap_err();
+
+    assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error}");
+    assert!(error.message().contains("cannot seek"), "{error}");
+    assert_eq!(
+        store.get_disk_snapshot("next").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+}

@@ -112,6 +112,13 @@ impl Store {
         // it returns them, so using a parent needs the right to restore it.
         self.check_snapshot_access("lightsail:CreateDiskFromSnapshot", &parent_record)?;
         let length = source.seek(SeekFrom::End(0)).map_err(|error| {
+            if error.raw_os_error() == Some(rustix::io::Errno::SPIPE.raw_os_error()) {
+                return Error::invalid_input(format!(
+                    "the source of snapshot {snapshot_name:?} cannot seek, as a pipe or FIFO \
+                     cannot. A create with a changed-block list reads only the listed blocks, \
+                     so give it a file or block device"
+                ));
+            }
             io_failure(
                 format_args!("measuring the source of snapshot {snapshot_name:?}"),
                 error,
