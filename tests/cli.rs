@@ -373,6 +373,19 @@ fn verify_reports_corrupt_pack_byte() {
     bytes[0] ^= 0xFF;
     std::fs::write(&pack, &bytes).unwrap();
 
+    // Damage keeps its exit status when the report cannot be printed.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let unprinted = sandbox.command(&["verify"]).stdout(full).output().unwrap();
+    assert_eq!(unprinted.status.code(), Some(EXIT_VERIFY_FAILED));
+    let stderr = String::from_utf8_lossy(&unprinted.stderr);
+    assert!(
+        stderr.contains("found the problems listed above"),
+        "{stderr}"
+    );
+
     let output = sandbox.run(&["verify"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(

@@ -331,7 +331,8 @@ fn print_committed<T: Serialize>(
 
 /// Prints each of `problems` to stderr, labelled with `command`, and `report`
 /// as JSON to stdout. Returns [`EXIT_VERIFY_FAILED`] as the exit status
-/// unless `passed`.
+/// unless `passed`, even when stdout fails, because that status is how a
+/// script learns of damage.
 fn print_report<T: Serialize>(
     command: &str,
     problems: &[String],
@@ -341,7 +342,20 @@ fn print_report<T: Serialize>(
     for problem in problems {
         eprintln!("blocksnap: {command}: {problem}");
     }
-    print_json(report)?;
+    if let Err(error) = print_json(report) {
+        let outcome = if command == "repair" {
+            "The repair ran and is committed. `blocksnap verify` shows the store's state"
+        } else if passed {
+            "The store passed the check"
+        } else {
+            "The check found the problems listed above"
+        };
+        let error = Error::operation_failure(format!("{}. {outcome}", error.message()));
+        if passed {
+            return Err(error);
+        }
+        eprintln!("blocksnap: {}: {}", error.kind(), error.detailed_message());
+    }
     Ok(if passed {
         ExitCode::SUCCESS
     } else {
