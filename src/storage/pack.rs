@@ -92,7 +92,7 @@ struct Writer {
     kept: BTreeSet<u32>,
     /// Packs with committed bytes whose file the last reconcile did not find.
     missing: BTreeSet<u32>,
-    /// Appends since free space was last checked; 0 asks for a check.
+    /// Appends since free space was last checked. At 0 the next append checks.
     appends_since_space_check: u64,
 }
 
