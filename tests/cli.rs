@@ -650,3 +650,24 @@ fn unprintable_result_names_committed_operation() {
     assert_eq!(operation["operation"]["status"], "Succeeded");
     sandbox.run_ok(&["get-disk-snapshot", "--disk-snapshot-name", "snap-1"]);
 }
+
+#[test]
+fn snapshot_block_target_in_store_rejected() {
+    let sandbox = Sandbox::new();
+    sandbox.create("disk-1", "snap-1", &pseudo_random_bytes(5, 4 * BLOCK_SIZE));
+    let pack = sandbox.store().join("packs/pack-00000001.dat");
+    let length = std::fs::metadata(&pack).unwrap().len();
+
+    let output = sandbox.run(&[
+        "get-snapshot-block",
+        "--disk-snapshot-name",
+        "snap-1",
+        "--block-index",
+        "0",
+        "--target",
+        &common::sandbox::path_text(&pack),
+    ]);
+
+    assert_error(&output, "InvalidInputException", "pack-00000001.dat");
+    assert_eq!(std::fs::metadata(&pack).unwrap().len(), length);
+}

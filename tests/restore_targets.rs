@@ -63,7 +63,7 @@ fn restore_into_store_rejected() {
             target.display()
         );
         assert!(
-            error.message().contains("inside the store's own directory"),
+            error.message().contains("into the store's own directory"),
             "{error}"
         );
     }
@@ -105,6 +105,42 @@ fn hard_link_to_store_file_rejected() {
         .create_disk_from_snapshot("snap", "copy", &mut restored)
         .unwrap();
     assert_eq!(restored, bytes);
+    assert!(store.verify().unwrap().is_clean());
+}
+
+#[test]
+fn links_and_binds_into_store_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let store = open_store(&store_dir);
+    store
+        .create_disk_snapshot("disk", "snap", &image(8)[..], &[])
+        .unwrap();
+
+    // A dangling symbolic link whose target would be a new file in packs/,
+    // and one to a new file in metadata/.
+    for (name, inside) in [
+        ("dangling-pack", store_dir.join("packs/pack-00000009.dat")),
+        ("dangling-meta", store_dir.join("metadata/extra")),
+    ] {
+        let link = dir.path().join(name);
+        std::os::unix::fs::symlink(&inside, &link).unwrap();
+        let error = store
+            .create_disk_from_snapshot_to_file("snap", "copy", &link, None)
+            .unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error}");
+        assert!(!inside.exists(), "{} was created", inside.display());
+    }
+    // A symbolic link to the packs directory itself.
+    let packs_link = dir.path().join("packs-link");
+    std::os::unix::fs::symlink(store_dir.join("packs"), &packs_link).unwrap();
+    let error = store
+        .create_disk_from_snapshot_to_file("snap", "copy", &packs_link.join("new.img"), None)
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error}");
+
+    drop(store);
+    let store = open_store(&store_dir);
     assert!(store.verify().unwrap().is_clean());
 }
 

@@ -125,7 +125,7 @@ impl Store {
     ) -> Result<Vec<Operation>> {
         // Check the request before the target is created or truncated.
         let snapshot = self.prepare_restore(snapshot_name, disk_name)?;
-        self.reject_target_inside_store(path)?;
+        self.check_target_outside_store(path)?;
 
         // Only a regular file is truncated, written with holes and removed on
         // failure. A device or FIFO gets every byte, zeros included, and stays.
@@ -158,38 +158,43 @@ impl Store {
         result
     }
 
-    /// Returns `InvalidInputException` if `path` lies inside the store's
-    /// `metadata/` or `packs/` directory, where writing would destroy the
-    /// store's own files.
-    fn reject_target_inside_store(&self, path: &Path) -> Result<()> {
-        let parent = match path.parent() {
+    /// Returns `InvalidInputException` if writing a disk image to `path` could
+    /// change a file of the store: a path inside its `metadata/` or `packs/`
+    /// directory, reached by any name (a symbolic link, even a dangling one,
+    /// or a bind mount), or an existing file of the store under another name
+    /// (a hard link). Restores call it before they create or truncate the
+    /// target. A caller that writes snapshot data to a file itself, as the
+    /// CLI's `get-snapshot-block --target` does, calls it first too.
+    ///
+    /// NOTE: a block device whose backing file is a pack (a loop device) is
+    /// not detected.
+    pub fn check_target_outside_store(&self, path: &Path) -> Result<()> {
+        let inside = |own: &Path| {
+            Error::invalid_input(format!(
+                "target {} would write into the store's own directory {}. \
+                 Write the restored disk outside it",
+                path.display(),
+                own.display()
+            ))
+        };
+        let own_dirs = store_directories(&self.path);
+        let final_path = follow_links(path);
+        let parent = match final_path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
             _ => std::path::PathBuf::from("."),
         };
-        let (Ok(store), Ok(parent)) = (self.path.canonicalize(), parent.canonicalize()) else {
-            return Ok(());
-        };
-        let target = path
-            .file_name()
-            .map_or(parent.clone(), |name| parent.join(name));
-        let target = target.canonicalize().unwrap_or(target);
-        for own in ["metadata", "packs"] {
-            let own = store.join(own);
-            if target.starts_with(&own) {
-                return Err(Error::invalid_input(format!(
-                    "restore target {} lies inside the store's own directory {}. Write the restored disk outside it",
-                    path.display(),
-                    own.display()
-                )));
+        if let Ok(parent) = std::fs::metadata(&parent) {
+            if let Some(own) = own_dirs.iter().find(|(_, dir)| same_inode(dir, &parent)) {
+                return Err(inside(&own.0));
             }
         }
-        // A hard link to a store file passes the path check, so compare the
-        // file itself too.
+        // A hard link to a store file lives outside the store's directories,
+        // so compare the file itself too.
         if let Ok(existing) = std::fs::metadata(path) {
             for own in ["metadata", "packs"] {
-                if let Some(linked) = same_file_below(&store.join(own), &existing) {
+                if let Some(linked) = same_file_below(&self.path.join(own), &existing) {
                     return Err(Error::invalid_input(format!(
-                        "restore target {} is the store's own file {} under another name. \
+                        "target {} is the store's own file {} under another name. \
                          Write the restored disk to a new file outside the store",
                         path.display(),
                         linked.display()
@@ -466,8 +471,6 @@ fn write_failure(snapshot: &SnapshotRecord, error: std::io::Error) -> Error {
 /// Returns the path of a file under `dir` (searched recursively) that is the
 /// same file as `target`: the same device and inode.
 fn same_file_below(dir: &Path, target: &std::fs::Metadata) -> Option<std::path::PathBuf> {
-    use std::os::unix::fs::MetadataExt;
-
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
         let path = entry.path();
         // Follows a symbolic link to a file, but never into a directory, so
@@ -482,9 +485,61 @@ fn same_file_below(dir: &Path, target: &std::fs::Metadata) -> Option<std::path::
             if let Some(found) = same_file_below(&path, target) {
                 return Some(found);
             }
-        } else if metadata.dev() == target.dev() && metadata.ino() == target.ino() {
+        } else if same_inode(&metadata, target) {
             return Some(path);
         }
     }
     None
+}
+
+/// Returns the store's `metadata/` and `packs/` directories and the
+/// directories below them, each with its metadata, skipping any that cannot
+/// be read.
+fn store_directories(store: &Path) -> Vec<(std::path::PathBuf, std::fs::Metadata)> {
+    let mut found = Vec::new();
+    let mut pending: Vec<std::path::PathBuf> = ["metadata", "packs"]
+        .iter()
+        .map(|own| store.join(own))
+        .collect();
+    while let Some(dir) = pending.pop() {
+        let Ok(metadata) = std::fs::metadata(&dir) else {
+            continue;
+        };
+        if !metadata.is_dir() || found.len() > 64 {
+            continue;
+        }
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                    pending.push(entry.path());
+                }
+            }
+        }
+        found.push((dir, metadata));
+    }
+    found
+}
+
+/// Follows `path` through symbolic links, dangling ones included, to the
+/// name a write would create or open. Stops after 40 links, as the kernel
+/// does, and returns the last name reached.
+fn follow_links(path: &Path) -> std::path::PathBuf {
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        let Ok(link) = std::fs::read_link(&current) else {
+            break;
+        };
+        current = match current.parent() {
+            Some(parent) if link.is_relative() => parent.join(link),
+            _ => link,
+        };
+    }
+    current
+}
+
+/// True if `left` and `right` are the same file: the same device and inode.
+fn same_inode(left: &std::fs::Metadata, right: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+
+    left.dev() == right.dev() && left.ino() == right.ino()
 }

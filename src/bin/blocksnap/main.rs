@@ -229,6 +229,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         } => {
             let block = store.read_block(&disk_snapshot_name, block_index)?;
             if let Some(target) = &target {
+                store.check_target_outside_store(target)?;
                 std::fs::write(target, &block.data).map_err(|error| {
                     Error::operation_failure(format!(
                         "writing block {block_index} to {} failed ({error})",
