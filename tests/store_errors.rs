@@ -791,6 +791,13 @@ fn create_leaves_room_to_reopen() {
     assert_eq!(error.kind(), ErrorKind::OperationFailure, "{error}");
     assert!(error.message().contains("can still open"), "{error}");
     assert!(!created.is_empty());
+    // A create whose blocks are all stored writes only metadata, which can
+    // fill the disk as well, so it is refused too.
+    let (_, stored) = &created[0];
+    let error = open_store(&store_dir)
+        .create_disk_snapshot("disk-1", "metadata-only", &stored[..], &[])
+        .unwrap_err();
+    assert!(error.message().contains("can still open"), "{error}");
 
     // The store opens again, restores, and gives space back.
     let store = open_store(&store_dir);

@@ -25,6 +25,9 @@ use super::pages::{page_hash, stage_stored_page, stored_form, ResolvedPage};
 
 /// Number of block hashes in a full page.
 pub const PAGE_ENTRIES: usize = 1024;
+/// Page commits of a create between two checks of the free space, each page
+/// about 33 KB of metadata at most.
+const PAGES_PER_SPACE_CHECK: u64 = 64;
 
 /// Smallest number of bytes read from the source per chunk. Chunks are hashed
 /// in parallel while the reader thread fills the next one. A chunk of 1 MiB is
@@ -103,6 +106,7 @@ impl Store {
         let guard = self.lock_writer();
         self.ensure_name_free(snapshot_name)?;
         let snapshot_id = self.authorize_create(&request)?;
+        self.packs.check_free_space()?;
 
         let block_size = self.config.block_size as usize;
         std::thread::scope(|scope| {
@@ -561,6 +565,11 @@ impl<'a> CreateRun<'a> {
     /// Commits the filled page: its body and counts if it is new, one count if
     /// an equal page is already stored, nothing if it is all zeros.
     pub(super) fn commit_page(&mut self) -> Result<()> {
+        // Pages and root entries fill the metadata's file system even when
+        // every block is already stored, so they are checked too.
+        if self.page_index % PAGES_PER_SPACE_CHECK == PAGES_PER_SPACE_CHECK - 1 {
+            self.store.packs.check_free_space()?;
+        }
         let entries = std::mem::take(&mut self.entries);
         let page_index = self.page_index;
         self.page_index += 1;

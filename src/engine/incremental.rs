@@ -152,6 +152,7 @@ impl Store {
         }
 
         let snapshot_id = self.authorize_create(&request)?;
+        self.packs.check_free_space()?;
 
         let mut run = CreateRun::new(
             self,

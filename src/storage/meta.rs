@@ -242,6 +242,11 @@ impl Meta {
         self.writes.load(Ordering::Relaxed)
     }
 
+    /// Returns the directory of the database.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Makes every commit so far durable.
     pub(crate) fn flush(&self) -> Result<()> {
         let commits = self.commits.load(Ordering::SeqCst);

@@ -37,8 +37,8 @@ pub(crate) const MAX_PACK_BYTES: u64 = 1 << 30;
 /// log segment and writes a snapshot file that grows with the database. This
 /// is an estimate with room to spare, not a measured bound.
 const OPEN_RESERVE_BYTES: u64 = 32 << 20;
-/// Appends between two checks of the free space.
-const APPENDS_PER_SPACE_CHECK: u64 = 64;
+/// Bytes appended between two checks of the free space, at most.
+const BYTES_PER_SPACE_CHECK: u64 = 4 << 20;
 
 /// Block storage: the narrow interface the engine uses, so that a
 /// back end other than local pack files can be put behind it.
@@ -140,28 +140,38 @@ impl PackStore {
         self.writer().missing.clone()
     }
 
-    /// Fails with `OperationFailureException` if the file system of the packs
-    /// has too little room for the next [`APPENDS_PER_SPACE_CHECK`] blocks plus
-    /// [`OPEN_RESERVE_BYTES`]. A create that stops here rolls back, which gives
-    /// its bytes back.
-    fn check_free_space(&self) -> Result<()> {
-        let stats = rustix::fs::statvfs(&self.dir).map_err(|errno| {
-            io_failure(
-                format_args!("reading the free space of {}", self.dir.display()),
-                io::Error::from(errno),
-            )
-        })?;
-        let free = stats.f_bavail.saturating_mul(stats.f_frsize);
-        let needed = OPEN_RESERVE_BYTES + APPENDS_PER_SPACE_CHECK * self.block_size;
-        if free >= needed {
-            return Ok(());
+    /// Appends between two checks of the free space: [`BYTES_PER_SPACE_CHECK`]
+    /// worth of blocks, at least one.
+    fn appends_per_space_check(&self) -> u64 {
+        (BYTES_PER_SPACE_CHECK / self.block_size).max(1)
+    }
+
+    /// Fails with `OperationFailureException` if the file system of the packs,
+    /// or that of the metadata, has less room than [`OPEN_RESERVE_BYTES`] plus
+    /// the appends until the next check. A create calls it before it starts,
+    /// every few page commits and every [`BYTES_PER_SPACE_CHECK`] of appends;
+    /// a create that stops here rolls back, which gives its bytes back.
+    pub(crate) fn check_free_space(&self) -> Result<()> {
+        let needed = OPEN_RESERVE_BYTES + self.appends_per_space_check() * self.block_size;
+        for dir in [self.dir.as_path(), self.meta.path()] {
+            let stats = rustix::fs::statvfs(dir).map_err(|errno| {
+                io_failure(
+                    format_args!("reading the free space of {}", dir.display()),
+                    io::Error::from(errno),
+                )
+            })?;
+            let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+            if free < needed {
+                return Err(Error::operation_failure(format!(
+                    "the file system of {} has {free} bytes free, and a create keeps at least \
+                     {OPEN_RESERVE_BYTES} free, with room for its next appends, so that the \
+                     store can still open to delete snapshots. Free space or delete snapshots, \
+                     then retry",
+                    dir.display()
+                )));
+            }
         }
-        Err(Error::operation_failure(format!(
-            "the file system of {} has {free} bytes free, and a create stops {needed} bytes \
-             short of full so that the store can still open to delete snapshots. Free space \
-             or delete snapshots, then retry",
-            self.dir.display()
-        )))
+        Ok(())
     }
 
     /// Fails if the store is open read-only. Every method that changes a pack
@@ -534,7 +544,7 @@ impl BlockStore for PackStore {
             self.check_free_space()?;
         }
         writer.appends_since_space_check =
-            (writer.appends_since_space_check + 1) % APPENDS_PER_SPACE_CHECK;
+            (writer.appends_since_space_check + 1) % self.appends_per_space_check();
         let (pack, offset) = match writer.active {
             Some((id, len)) if len < MAX_PACK_BYTES => (id, len),
             _ => self.create_pack(&mut writer)?,
