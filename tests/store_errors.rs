@@ -806,3 +806,48 @@ fn create_leaves_room_to_reopen() {
     store.delete_disk_snapshot(&created[0].0).unwrap();
     assert_verify_clean(&store);
 }
+
+#[test]
+fn create_after_short_pack_stores_blocks_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = distinct_blocks(5, 8);
+    {
+        let store = open_store(dir.path());
+        store
+            .create_disk_snapshot("disk-1", "cut", &image[..], &[])
+            .unwrap();
+    }
+    // Only the first block is still in the pack.
+    let pack = fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("packs").join("pack-00000001.dat"))
+        .unwrap();
+    pack.set_len(BLOCK as u64).unwrap();
+    drop(pack);
+    let store = open_store(dir.path());
+
+    // A create with a changed-block list would take unread blocks from the
+    // damaged parent, so it is refused and points at a full create.
+    let error = store
+        .create_disk_snapshot_incremental(
+            "disk-1",
+            "partial",
+            "cut",
+            &[0],
+            std::io::Cursor::new(&image),
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::OperationFailure, "{error}");
+    assert!(
+        error.message().contains("without a changed-block list"),
+        "{error}"
+    );
+
+    store
+        .create_disk_snapshot("disk-1", "again", &image[..], &[])
+        .unwrap();
+    assert_restores(&store, "again", &image);
+    assert_restores(&store, "cut", &image);
+    assert_verify_clean(&store);
+}

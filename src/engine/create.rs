@@ -1,7 +1,7 @@
 //! `create_disk_snapshot`: stream a source, store the blocks the store does not have yet,
 //! build and share pages, and commit the snapshot atomically.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read};
 use std::sync::mpsc;
 
@@ -306,9 +306,10 @@ pub(super) struct CreateRun<'a> {
     pub(super) new_blocks: HashMap<BlockHash, Extent>,
     /// Per pack: end offset of the uncommitted appends and how many blocks they are.
     pub(super) appended: BTreeMap<u32, (u64, u64)>,
-    /// Packs whose file is missing. A block recorded only in one of them is
-    /// stored again, and its record moves to the new copy.
-    pub(super) missing_packs: BTreeSet<u32>,
+    /// Packs whose file is missing or short, each with the length still
+    /// readable. A block recorded past that length is stored again, and its
+    /// record moves to the new copy.
+    pub(super) lost_packs: BTreeMap<u32, u64>,
     pub(super) length: u64,
     pub(super) operations: Vec<PendingOperation>,
     /// True once the pending-create marker is committed.
@@ -338,7 +339,7 @@ impl<'a> CreateRun<'a> {
             parent_page: None,
             new_blocks: HashMap::new(),
             appended: BTreeMap::new(),
-            missing_packs: store.packs.missing_packs(),
+            lost_packs: store.packs.lost_packs(),
             length: 0,
             operations: Vec::new(),
             started: false,
@@ -467,7 +468,7 @@ impl<'a> CreateRun<'a> {
         // With a pack missing, the parent's block may be lost too, so every
         // block goes through the index check below.
         let known = hash.is_zero()
-            || (self.missing_packs.is_empty()
+            || (self.lost_packs.is_empty()
                 && self
                     .parent_page
                     .as_ref()
@@ -496,26 +497,36 @@ impl<'a> CreateRun<'a> {
 
     /// Returns true if the index records `hash` in a pack whose file exists.
     fn is_readable_in_index(&self, hash: &BlockHash) -> Result<bool> {
-        if self.missing_packs.is_empty() {
+        if self.lost_packs.is_empty() {
             return self.store.meta.contains("block", &keys::block(hash));
         }
         let record = self
             .store
             .meta
             .get::<BlockRecord>("block", &keys::block(hash))?;
-        Ok(record.is_some_and(|record| !self.missing_packs.contains(&record.pack)))
+        Ok(record.is_some_and(|record| !self.is_lost(&record)))
     }
 
-    /// Returns the index record of `hash` if it lies in a missing pack.
+    /// Returns the index record of `hash` if its bytes lie in a lost pack.
     fn lost_record(&self, hash: &BlockHash) -> Result<Option<BlockRecord>> {
-        if self.missing_packs.is_empty() {
+        if self.lost_packs.is_empty() {
             return Ok(None);
         }
         let record = self
             .store
             .meta
             .get::<BlockRecord>("block", &keys::block(hash))?;
-        Ok(record.filter(|record| self.missing_packs.contains(&record.pack)))
+        Ok(record.filter(|record| self.is_lost(record)))
+    }
+
+    /// True if `record`'s bytes end past what its pack file still holds.
+    fn is_lost(&self, record: &BlockRecord) -> bool {
+        let end = record
+            .offset
+            .saturating_add(u64::from(self.store.config.block_size));
+        self.lost_packs
+            .get(&record.pack)
+            .is_some_and(|readable| end > *readable)
     }
 
     /// References an already stored page again at the current page index: one
@@ -687,23 +698,30 @@ impl<'a> CreateRun<'a> {
             };
             batch.put(keys::block(&hash), &record)?;
         }
-        for (pack, blocks) in moved_out {
-            if let Some(mut record) = store.meta.get::<PackRecord>("pack", &keys::pack(pack))? {
-                record.live_blocks = record.live_blocks.saturating_sub(blocks);
-                batch.put(keys::pack(pack), &record)?;
+        // One write per pack: a pack can both gain appends and lose moved
+        // blocks, and the batch keeps only the last write of a key.
+        let packs: std::collections::BTreeSet<u32> = moved_out
+            .keys()
+            .chain(self.appended.keys())
+            .copied()
+            .collect();
+        for pack in packs {
+            let stored = store.meta.get::<PackRecord>("pack", &keys::pack(pack))?;
+            let appended = self.appended.get(&pack);
+            if stored.is_none() && appended.is_none() {
+                continue;
             }
-        }
-        for (pack, (end, blocks)) in &self.appended {
-            let mut record = store
-                .meta
-                .get::<PackRecord>("pack", &keys::pack(*pack))?
-                .unwrap_or(PackRecord {
-                    committed_len: 0,
-                    live_blocks: 0,
-                });
-            record.committed_len = record.committed_len.max(*end);
-            record.live_blocks += blocks;
-            batch.put(keys::pack(*pack), &record)?;
+            let mut record = stored.unwrap_or(PackRecord {
+                committed_len: 0,
+                live_blocks: 0,
+            });
+            if let Some((end, blocks)) = appended {
+                record.committed_len = record.committed_len.max(*end);
+                record.live_blocks += blocks;
+            }
+            let moved = moved_out.get(&pack).copied().unwrap_or(0);
+            record.live_blocks = record.live_blocks.saturating_sub(moved);
+            batch.put(keys::pack(pack), &record)?;
         }
         Ok(())
     }

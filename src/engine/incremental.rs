@@ -153,6 +153,17 @@ impl Store {
 
         let snapshot_id = self.authorize_create(&request)?;
         self.packs.check_free_space()?;
+        let lost = self.packs.lost_packs();
+        if !lost.is_empty() {
+            let ids: Vec<String> = lost.keys().map(u32::to_string).collect();
+            return Err(Error::operation_failure(format!(
+                "pack files {} are missing or shorter than recorded, so blocks that snapshot \
+                 {snapshot_name:?} would take from {parent:?} without reading them may be lost. \
+                 Create it without a changed-block list, which reads every block and stores \
+                 lost ones again",
+                ids.join(", ")
+            )));
+        }
 
         let mut run = CreateRun::new(
             self,

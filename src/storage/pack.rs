@@ -90,8 +90,9 @@ struct Writer {
     /// Packs whose bytes past the committed length were kept at open; later
     /// reconciles keep them too.
     kept: BTreeSet<u32>,
-    /// Packs with committed bytes whose file the last reconcile did not find.
-    missing: BTreeSet<u32>,
+    /// Packs whose file the last reconcile found missing or shorter than its
+    /// committed length, each with the length that is still readable.
+    lost: BTreeMap<u32, u64>,
     /// Appends since free space was last checked. At 0 the next append checks.
     appends_since_space_check: u64,
 }
@@ -134,10 +135,11 @@ impl PackStore {
         })
     }
 
-    /// Returns the packs whose file the last reconcile found missing. A create
-    /// stores the blocks recorded in them again (see `CreateRun::store_block`).
-    pub(crate) fn missing_packs(&self) -> BTreeSet<u32> {
-        self.writer().missing.clone()
+    /// Returns the packs whose file the last reconcile found missing or short,
+    /// each with the length still readable. A create stores the blocks
+    /// recorded past that length again (see `CreateRun::store_block`).
+    pub(crate) fn lost_packs(&self) -> BTreeMap<u32, u64> {
+        self.writer().lost.clone()
     }
 
     /// Appends between two checks of the free space: [`BYTES_PER_SPACE_CHECK`]
@@ -281,6 +283,8 @@ impl PackStore {
         writer.active = None;
         writer.metadata_durable = false;
 
+        // Packs whose file ends before their committed length, with that end.
+        let mut short = Vec::new();
         for (id, path) in &files {
             let len = fs::metadata(path)
                 .map_err(|error| io_failure(format_args!("reading {}", path.display()), error))?
@@ -311,7 +315,17 @@ impl PackStore {
                 report.orphan_files_removed += 1;
                 continue;
             };
-            if len <= committed_len {
+            if len < committed_len {
+                tracing::warn!(
+                    pack = id,
+                    committed_len,
+                    len,
+                    "pack file is shorter than its committed length; `blocksnap verify` lists the damage"
+                );
+                short.push((*id, len));
+                continue;
+            }
+            if len == committed_len {
                 continue;
             }
             if !cut_uncommitted || writer.kept.contains(id) {
@@ -343,13 +357,17 @@ impl PackStore {
                 report.missing_packs.push(*id);
             }
         }
-        writer.missing = report.missing_packs.iter().copied().collect();
+        writer.lost = report.missing_packs.iter().map(|id| (*id, 0)).collect();
+        writer.lost.extend(short.iter().copied());
 
         writer.active = records
             .iter()
             .next_back()
             .filter(|(id, len)| {
-                **len < MAX_PACK_BYTES && files.contains_key(id) && !report.kept_packs.contains(id)
+                **len < MAX_PACK_BYTES
+                    && files.contains_key(id)
+                    && !report.kept_packs.contains(id)
+                    && !writer.lost.contains_key(id)
             })
             .map(|(id, len)| (*id, *len));
         Ok(report)
