@@ -102,15 +102,16 @@ impl Store {
         let guard = self.lock_writer();
         self.ensure_name_free(snapshot_name)?;
         let parent_record = self.load_snapshot(parent)?;
+        // The new snapshot takes the parent's unlisted blocks, and a restore of
+        // it returns them, so using a parent needs the right to restore it.
+        // Checked first, so that a denied caller learns nothing of the parent.
+        self.check_snapshot_access("lightsail:CreateDiskFromSnapshot", &parent_record)?;
         if parent_record.disk_name != disk_name {
             return Err(Error::invalid_input(format!(
                 "parent snapshot {parent:?} is of disk {:?}, not {disk_name:?}. Name a snapshot of the same disk",
                 parent_record.disk_name
             )));
         }
-        // The new snapshot takes the parent's unlisted blocks, and a restore of
-        // it returns them, so using a parent needs the right to restore it.
-        self.check_snapshot_access("lightsail:CreateDiskFromSnapshot", &parent_record)?;
         let length = source.seek(SeekFrom::End(0)).map_err(|error| {
             if error.raw_os_error() == Some(rustix::io::Errno::SPIPE.raw_os_error()) {
                 return Error::invalid_input(format!(
