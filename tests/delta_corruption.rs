@@ -12,7 +12,6 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use blocksnap::{ErrorKind, Store};
 use common::{assert_bytes_equal, distinct_blocks, open_store, random_bytes, BLOCK};
@@ -50,26 +49,6 @@ fn build(path: &Path, images: &Images) {
         .unwrap();
 }
 
-/// Opens the store's sled database directly, retrying while a dropped store
-/// handle still holds its lock.
-fn open_metadata(path: &Path) -> sled::Db {
-    let started = Instant::now();
-    loop {
-        match sled::Config::new()
-            .path(path.join("metadata"))
-            .segment_size(4 << 20)
-            .open()
-        {
-            Ok(db) => return db,
-            Err(error) if started.elapsed() < Duration::from_secs(5) => {
-                let _ = error;
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(error) => panic!("open the metadata directly: {error}"),
-        }
-    }
-}
-
 /// Keys of one family tag, with their values.
 fn family(db: &sled::Db, tag: u8) -> Vec<(Vec<u8>, Vec<u8>)> {
     db.scan_prefix([tag])
@@ -102,7 +81,7 @@ fn damaged_store(change: impl FnOnce(&sled::Db)) -> (TempDir, Images) {
     let dir = tempfile::tempdir().unwrap();
     let images = images();
     build(dir.path(), &images);
-    let db = open_metadata(dir.path());
+    let db = common::open_metadata(dir.path());
     change(&db);
     db.flush().unwrap();
     (dir, images)

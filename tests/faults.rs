@@ -10,6 +10,7 @@
 //! retried create succeeds, and a failed delete's collection is finished by
 //! the next writer call or open.
 
+mod common;
 mod reliability;
 
 use std::collections::BTreeSet;
@@ -730,11 +731,7 @@ fn create_snapshots(store: &Store, snapshots: &[(&str, &str, &[u8])]) {
 /// changes it with `change` and flushes it. A store created by this build
 /// has sled log segments of 4 MiB, and sled rejects any other segment size.
 fn change_metadata(path: &Path, change: impl FnOnce(&sled::Db)) {
-    let db = sled::Config::new()
-        .path(path.join("metadata"))
-        .segment_size(4 << 20)
-        .open()
-        .unwrap();
+    let db = common::open_metadata(path);
     change(&db);
     db.flush().unwrap();
 }

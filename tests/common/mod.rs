@@ -213,3 +213,23 @@ pub fn delete_picked<V>(store: &Store, snapshots: &mut BTreeMap<String, V>, pick
         snapshots.remove(&name);
     }
 }
+
+/// Opens the sled database of the closed store at `path` directly, retrying
+/// for up to 5 s while a store handle dropped a moment ago still holds its
+/// lock (sled's I/O threads keep it until they finish).
+pub fn open_metadata(path: &Path) -> sled::Db {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::Config::new()
+            .path(path.join("metadata"))
+            .segment_size(4 << 20)
+            .open()
+        {
+            Ok(db) => return db,
+            Err(_) if started.elapsed() < std::time::Duration::from_secs(5) => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(error) => panic!("open the metadata of {} directly: {error}", path.display()),
+        }
+    }
+}
