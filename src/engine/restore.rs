@@ -159,10 +159,10 @@ impl Store {
     }
 
     /// Returns `InvalidInputException` if writing a disk image to `path` could
-    /// change a file of the store: a path inside its `metadata/` or `packs/`
-    /// directory, reached by any name (a symbolic link, even a dangling one,
-    /// or a bind mount), or an existing file of the store under another name
-    /// (a hard link). Restores call it before they create or truncate the
+    /// change a file of the store. That is a path inside its `metadata/` or
+    /// `packs/` directory, reached by any name (a symbolic link, even a
+    /// dangling one, or a bind mount). It is also an existing file of the store
+    /// under another name (a hard link). Restores call it before they create or truncate the
     /// target. A caller that writes snapshot data to a file itself, as the
     /// CLI's `get-snapshot-block --target` does, calls it first too.
     ///

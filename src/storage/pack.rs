@@ -151,8 +151,8 @@ impl PackStore {
     /// Fails with `OperationFailureException` if the file system of the packs,
     /// or that of the metadata, has less room than [`OPEN_RESERVE_BYTES`] plus
     /// the appends until the next check. A create calls it before it starts,
-    /// every few page commits and every [`BYTES_PER_SPACE_CHECK`] of appends;
-    /// a create that stops here rolls back, which gives its bytes back.
+    /// every few page commits and every [`BYTES_PER_SPACE_CHECK`] of appends.
+    /// A create that stops here rolls back, which gives its bytes back.
     pub(crate) fn check_free_space(&self) -> Result<()> {
         let needed = OPEN_RESERVE_BYTES + self.appends_per_space_check() * self.block_size;
         for dir in [self.dir.as_path(), self.meta.path()] {
