@@ -70,6 +70,15 @@ fn assert_error(output: &Output, exception: &str, value: &str) {
     );
 }
 
+/// Opens `/dev/full`, where every write fails with ENOSPC, to stand for a
+/// stdout that cannot be written.
+fn dev_full() -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap()
+}
+
 fn assert_not_listed(sandbox: &Sandbox, snapshot: &str) {
     let output = sandbox.run(&["get-disk-snapshot", "--disk-snapshot-name", snapshot]);
     assert_error(&output, "NotFoundException", snapshot);
@@ -374,10 +383,7 @@ fn verify_reports_corrupt_pack_byte() {
     std::fs::write(&pack, &bytes).unwrap();
 
     // Damage keeps its exit status when the report cannot be printed.
-    let full = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/full")
-        .unwrap();
+    let full = dev_full();
     let unprinted = sandbox.command(&["verify"]).stdout(full).output().unwrap();
     assert_eq!(unprinted.status.code(), Some(EXIT_VERIFY_FAILED));
     let stderr = String::from_utf8_lossy(&unprinted.stderr);
@@ -628,10 +634,7 @@ fn malformed_number_names_exception() {
 fn unprintable_result_names_committed_operation() {
     let sandbox = Sandbox::new();
     let source = sandbox.write("disk.img", &pseudo_random_bytes(3, 4 * BLOCK_SIZE));
-    let full = std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/full")
-        .unwrap();
+    let full = dev_full();
 
     let output = sandbox
         .command(&create_args("disk-1", "snap-1", &source))

@@ -9,13 +9,15 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Cursor};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use blocksnap::model::Tag;
 use blocksnap::{ErrorKind, FaultInjector, PersistStep, Store, StoreOptions};
 
+use common::sandbox::{assert_run_succeeded, create_args, restore_args, Sandbox};
 use common::{assert_restores, distinct_blocks, open_store, random_bytes, BLOCK, BLOCK_SIZE};
 
 /// Blocks in each test image.
@@ -221,7 +223,7 @@ impl FaultInjector for FailFreeing {
 #[test]
 fn failed_delete_is_left_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let kept = distinct_blocks(3, BLOCKS);
+    let surviving_image = distinct_blocks(3, BLOCKS);
     let deleted = distinct_blocks(4, BLOCKS);
     let faults = Arc::new(FailFreeing::default());
     {
@@ -235,7 +237,7 @@ fn failed_delete_is_left_alone() {
         )
         .unwrap();
         store
-            .create_disk_snapshot("disk-c", "kept", &kept[..], &[])
+            .create_disk_snapshot("disk-c", "kept", &surviving_image[..], &[])
             .unwrap();
         store
             .create_disk_snapshot("disk-c", "deleted", &deleted[..], &[])
@@ -250,7 +252,7 @@ fn failed_delete_is_left_alone() {
         *store.recovery_report(),
         blocksnap::RecoveryReport::default()
     );
-    assert_restores(&store, "kept", &kept);
+    assert_restores(&store, "kept", &surviving_image);
     assert_eq!(
         store.get_disk_snapshot("deleted").unwrap_err().kind(),
         ErrorKind::NotFound
@@ -267,52 +269,50 @@ fn failed_delete_is_left_alone() {
     // A writable open still finds the queued work and finishes it.
     let store = open_store(dir.path());
     assert!(store.recovery_report().gc_steps_resumed > 0);
-    assert_restores(&store, "kept", &kept);
+    assert_restores(&store, "kept", &surviving_image);
     assert!(store.verify().unwrap().is_clean());
+}
+
+/// Creates a FIFO at `path` with `mkfifo`.
+fn make_fifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Waits up to 30 s for `child` to exit and returns its status. Kills it and
+/// fails the test after that, naming `waiting_for`.
+fn exit_within_deadline(child: &mut Child, waiting_for: &str) -> ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            child.kill().unwrap();
+            panic!("{waiting_for}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
 fn cli_restores_and_rejects_changes() {
-    let dir = tempfile::tempdir().unwrap();
-    let store_dir = dir.path().join("store");
-    let image_path = dir.path().join("image.bin");
+    let sandbox = Sandbox::new();
+    let store_dir = sandbox.store();
     let image = distinct_blocks(5, BLOCKS);
-    fs::write(&image_path, &image).unwrap();
-    let blocksnap = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_blocksnap"))
-            .arg("--store")
-            .arg(&store_dir)
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let created = blocksnap(&[
-        "create-disk-snapshot",
-        "--disk-name",
-        "disk-d",
-        "--disk-snapshot-name",
-        "only",
-        "--source",
-        image_path.to_str().unwrap(),
-    ]);
-    assert!(created.status.success(), "{created:?}");
+    let source = sandbox.write("image.bin", &image);
+    let created = sandbox.run(&create_args("disk-d", "only", &source));
+    assert_run_succeeded(&["create-disk-snapshot"], &created);
     let before = fingerprint(&store_dir);
 
-    let restored_path = dir.path().join("restored.bin");
-    let restored = blocksnap(&[
-        "--read-only",
-        "create-disk-from-snapshot",
-        "--disk-snapshot-name",
-        "only",
-        "--disk-name",
-        "restored",
-        "--target",
-        restored_path.to_str().unwrap(),
-    ]);
-    assert!(restored.status.success(), "{restored:?}");
-    assert!(fs::read(&restored_path).unwrap() == image);
+    let target = sandbox.path("restored.bin");
+    let mut args = vec!["--read-only"];
+    args.extend(restore_args("only", "restored", &target));
+    let restored = sandbox.run(&args);
+    assert_run_succeeded(&args, &restored);
+    assert!(fs::read(&target).unwrap() == image);
 
-    let deleted = blocksnap(&[
+    let deleted = sandbox.run(&[
         "--read-only",
         "delete-disk-snapshot",
         "--disk-snapshot-name",
@@ -320,43 +320,21 @@ fn cli_restores_and_rejects_changes() {
     ]);
     assert_eq!(deleted.status.code(), Some(1), "{deleted:?}");
     let stderr = String::from_utf8_lossy(&deleted.stderr);
-    assert!(
-        stderr.contains("OperationFailureException") && stderr.contains("read-only"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("OperationFailureException"), "{stderr}");
+    assert!(stderr.contains("read-only"), "{stderr}");
+
     // A FIFO source with no writer would block the open of the source, so the
     // rejection must come first.
-    let fifo = dir.path().join("source-fifo");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
-    let mut create = Command::new(env!("CARGO_BIN_EXE_blocksnap"))
-        .arg("--store")
-        .arg(&store_dir)
-        .args([
-            "--read-only",
-            "create-disk-snapshot",
-            "--disk-name",
-            "disk-d",
-        ])
-        .args(["--disk-snapshot-name", "second", "--source"])
-        .arg(&fifo)
-        .stderr(std::process::Stdio::piped())
+    let fifo = sandbox.path("source-fifo");
+    make_fifo(Path::new(&fifo));
+    let mut args = vec!["--read-only"];
+    args.extend(create_args("disk-d", "second", &fifo));
+    let mut create = sandbox
+        .command(&args)
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = create.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed().as_secs() > 30 {
-            create.kill().unwrap();
-            panic!("a read-only create waited on its FIFO source");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let status = exit_within_deadline(&mut create, "a read-only create waited on its FIFO source");
     assert_eq!(status.code(), Some(1));
     assert_eq!(fingerprint(&store_dir), before);
 }
@@ -387,63 +365,51 @@ fn age(path: &Path) {
 
 #[test]
 fn killed_session_copy_removed_later() {
-    let dir = tempfile::tempdir().unwrap();
-    let store_dir = dir.path().join("store");
-    let tmp = dir.path().join("tmp");
+    let sandbox = Sandbox::new();
+    let tmp = sandbox.dir.path().join("tmp");
     fs::create_dir(&tmp).unwrap();
     let image = distinct_blocks(6, BLOCKS);
-    open_store(&store_dir)
-        .create_disk_snapshot("disk-e", "only", &image[..], &[])
-        .unwrap();
-    let blocksnap = |args: &[&str]| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_blocksnap"));
-        command
-            .env("TMPDIR", &tmp)
-            .arg("--store")
-            .arg(&store_dir)
-            .arg("--read-only")
-            .args(args);
+    let created = sandbox.run(&create_args(
+        "disk-e",
+        "only",
+        &sandbox.write("image.bin", &image),
+    ));
+    assert_run_succeeded(&["create-disk-snapshot"], &created);
+    let read_only = |args: &[&str]| {
+        let mut command = sandbox.command(&[&["--read-only"], args].concat());
+        command.env("TMPDIR", &tmp);
         command
     };
-    // A restore into a FIFO that nobody reads blocks after the open, so the
+    // A restore into a FIFO without a reader blocks after the open, so the
     // session and its copy stay until the process is killed.
-    let fifo = dir.path().join("fifo");
-    assert!(Command::new("mkfifo")
-        .arg(&fifo)
-        .status()
-        .unwrap()
-        .success());
-    let mut session = blocksnap(&[
-        "create-disk-from-snapshot",
-        "--disk-snapshot-name",
-        "only",
-        "--disk-name",
-        "restored",
-        "--target",
-        fifo.to_str().unwrap(),
-    ])
-    .spawn()
-    .unwrap();
-    let started = std::time::Instant::now();
+    let fifo = sandbox.path("fifo");
+    make_fifo(Path::new(&fifo));
+    let mut session = read_only(&restore_args("only", "restored", &fifo))
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
     while !copies_in(&tmp)
         .iter()
         .any(|copy| copy.join("owner.lock").exists())
     {
-        assert!(started.elapsed().as_secs() < 30, "no copy appeared");
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no copy appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
     let copy = copies_in(&tmp).remove(0);
     age(&copy);
 
     // A live session's copy stays, however old.
-    let listed = blocksnap(&["get-disk-snapshots"]).output().unwrap();
+    let listed = read_only(&["get-disk-snapshots"]).output().unwrap();
     assert!(listed.status.success(), "{listed:?}");
     assert!(copy.exists());
 
     session.kill().unwrap();
     session.wait().unwrap();
     assert!(copy.exists(), "a killed process cannot remove its copy");
-    let listed = blocksnap(&["get-disk-snapshots"]).output().unwrap();
+    let listed = read_only(&["get-disk-snapshots"]).output().unwrap();
     assert!(listed.status.success(), "{listed:?}");
     assert_eq!(copies_in(&tmp), Vec::<PathBuf>::new());
 }
@@ -466,18 +432,15 @@ fn symlinked_log_is_copied() {
 
 #[test]
 fn unusable_tmpdir_is_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let store_dir = dir.path().join("store");
-    open_store(&store_dir)
-        .create_disk_snapshot("disk-g", "only", &distinct_blocks(8, 4)[..], &[])
-        .unwrap();
-    let missing = dir.path().join("no-such-tmp");
+    let sandbox = Sandbox::new();
+    let source = sandbox.write("image.bin", &distinct_blocks(8, 4));
+    let created = sandbox.run(&create_args("disk-g", "only", &source));
+    assert_run_succeeded(&["create-disk-snapshot"], &created);
+    let missing = sandbox.dir.path().join("no-such-tmp");
 
-    let output = Command::new(env!("CARGO_BIN_EXE_blocksnap"))
+    let output = sandbox
+        .command(&["--read-only", "get-disk-snapshots"])
         .env("TMPDIR", &missing)
-        .arg("--store")
-        .arg(&store_dir)
-        .args(["--read-only", "get-disk-snapshots"])
         .output()
         .unwrap();
 
