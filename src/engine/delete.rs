@@ -86,8 +86,12 @@ impl Store {
         tracing::info!(snapshot = snapshot_name, id = snapshot.id, operation = %operation.record.id, "deleting snapshot");
 
         // ORDER: `Succeeded` (set by the drain once the queue is empty) is
-        // reported only after this flush has returned.
-        if let Err(error) = self.drain_gc(&guard).and_then(|_| self.meta.flush()) {
+        // reported only after it is durable. The drain's last flush usually
+        // covers it, and then this one has nothing to do.
+        if let Err(error) = self
+            .drain_gc(&guard)
+            .and_then(|_| self.meta.flush_if_needed())
+        {
             // The snapshot stays deleted; what is still queued is collected by
             // the next writer call or open.
             self.record_failed_delete(&mut operation, &error);

@@ -71,7 +71,28 @@ impl Store {
     /// Runs queued garbage collection to completion and returns the number of
     /// steps it took. When the queue empties, every delete waiting on it is
     /// marked `Succeeded` in one commit after the last step.
+    ///
+    /// The files of the packs cut whole are unlinked at the end, after one
+    /// flush that makes their records' removal and the `Succeeded` marks
+    /// durable together. Their bytes went back when they were cut, so the
+    /// wait frees nothing later, and the caller's own flush has nothing left
+    /// to write.
     pub(crate) fn drain_gc(&self, guard: &WriterGuard<'_>) -> Result<u64> {
+        let mut emptied = Vec::new();
+        let drained = self
+            .drain_queue(guard, &mut emptied)
+            .and_then(|steps| self.finish_pending_deletes().map(|()| steps));
+        // Also after a failed step: the packs cut before it are empty, and
+        // their records are gone once the flush in `unlink_packs` succeeds.
+        let unlinked = self.unlink_packs(emptied);
+        let steps = drained?;
+        unlinked?;
+        Ok(steps)
+    }
+
+    /// Runs queue items until the queue is empty; adds the packs that steps
+    /// cut whole, whose files are still to be unlinked, to `emptied`.
+    fn drain_queue(&self, guard: &WriterGuard<'_>, emptied: &mut Vec<u32>) -> Result<u64> {
         let mut steps = 0;
         // Snapshot ids whose DropRoot item was already checked against the live
         // snapshot records in this drain.
@@ -96,14 +117,15 @@ impl Store {
                 GcItem::ReleaseBlocks { blocks } => self.release_blocks_step(&key, &blocks)?,
                 GcItem::FreeExtents { extents } => {
                     let runs = extents.into_iter().map(ExtentRun::from).collect();
-                    self.free_extents_step(guard, &key, runs)?;
+                    emptied.extend(self.free_extents_step(guard, &key, runs)?);
                 }
-                GcItem::FreeRuns { runs } => self.free_extents_step(guard, &key, runs)?,
+                GcItem::FreeRuns { runs } => {
+                    emptied.extend(self.free_extents_step(guard, &key, runs)?);
+                }
                 GcItem::FreePages { pages } => self.free_pages_step(&key, &pages)?,
             }
             steps += 1;
         }
-        self.finish_pending_deletes()?;
         Ok(steps)
     }
 
@@ -195,8 +217,9 @@ impl Store {
     }
 
     /// Removes pages whose counts reached zero, re-expressing the delta pages
-    /// based on them, and queues the block decrements. Pages that cannot join
-    /// this step go back into the queue as a new item.
+    /// based on them, and applies the block decrements in the same commit, or
+    /// queues them when there are more than one step may apply. Pages that
+    /// cannot join this step go back into the queue as a new item.
     fn free_pages_step(&self, queue_key: &[u8], pages: &[PageHash]) -> Result<()> {
         let mut batch = Batch::default();
         let mut block_changes: HashMap<BlockHash, i64> = HashMap::new();
@@ -215,8 +238,8 @@ impl Store {
         for (block, change) in block_changes {
             if change > 0 {
                 // A re-expressed dependent now also references a block that
-                // the freed page referenced. That block's count stays at
-                // least one until the decrements queued here run.
+                // the freed page referenced, so the block has a record: the
+                // freed page's reference still counts in it.
                 let record = self
                     .meta
                     .get::<BlockRecord>("block", &keys::block(&block))?
@@ -238,13 +261,20 @@ impl Store {
             }
         }
         releases.sort_unstable();
-        for chunk in releases.chunks(BLOCKS_PER_ITEM) {
-            self.queue_gc_item(
-                &mut batch,
-                &GcItem::ReleaseBlocks {
-                    blocks: chunk.to_vec(),
-                },
-            )?;
+        if releases.len() <= BLOCKS_PER_ITEM {
+            // One step may release them all, so they are released in this
+            // commit. A queued item would be written, read back and removed
+            // again: 36 bytes of log per block, and one more commit.
+            self.stage_block_releases(&mut batch, &releases)?;
+        } else {
+            for chunk in releases.chunks(BLOCKS_PER_ITEM) {
+                self.queue_gc_item(
+                    &mut batch,
+                    &GcItem::ReleaseBlocks {
+                        blocks: chunk.to_vec(),
+                    },
+                )?;
+            }
         }
         self.meta.commit(batch)
     }
@@ -252,8 +282,17 @@ impl Store {
     /// Decrements blocks; those that reach zero leave the index and their
     /// ranges are queued for punching, merged into runs.
     fn release_blocks_step(&self, queue_key: &[u8], blocks: &[(BlockHash, u32)]) -> Result<()> {
-        let records = self.read_block_records(blocks)?;
         let mut batch = Batch::default();
+        batch.remove(queue_key.to_vec());
+        self.stage_block_releases(&mut batch, blocks)?;
+        self.meta.commit(batch)
+    }
+
+    /// Stages into `batch` the decrement of each block of `blocks` by its
+    /// count. Blocks that reach zero leave the index, and their ranges are
+    /// queued in one `FreeRuns` item.
+    fn stage_block_releases(&self, batch: &mut Batch, blocks: &[(BlockHash, u32)]) -> Result<()> {
+        let records = self.read_block_records(blocks)?;
         let mut freed = Vec::new();
         let mut packs: BTreeMap<u32, PackRecord> = BTreeMap::new();
         let mut unreadable = 0u64;
@@ -306,16 +345,15 @@ impl Store {
         for (id, record) in &packs {
             batch.put(keys::pack(*id), record)?;
         }
-        batch.remove(queue_key.to_vec());
         if !freed.is_empty() {
             self.queue_gc_item(
-                &mut batch,
+                batch,
                 &GcItem::FreeRuns {
                     runs: merge_runs(freed, u64::from(self.config.block_size)),
                 },
             )?;
         }
-        self.meta.commit(batch)
+        Ok(())
     }
 
     /// Reads the index records of `blocks`, in order, each with its key. The
@@ -340,12 +378,14 @@ impl Store {
     }
 
     /// Punches freed runs, then retires the item and any pack left empty.
+    /// Returns the packs cut whole, whose records are removed but whose
+    /// files the caller still has to unlink with [`Store::unlink_packs`].
     fn free_extents_step(
         &self,
         guard: &WriterGuard<'_>,
         queue_key: &[u8],
         runs: Vec<ExtentRun>,
-    ) -> Result<()> {
+    ) -> Result<Vec<u32>> {
         // ORDER: the commit that removed these blocks from the index must be
         // durable before their bytes are punched. Otherwise a crash could bring
         // the block records back, pointing at zeros.
@@ -374,8 +414,8 @@ impl Store {
             batch.remove(keys::pack(*pack));
         }
         self.meta.commit(batch)?;
-        self.unlink_packs(emptied)?;
-        self.remove_empty_packs(guard)
+        self.remove_empty_packs(guard)?;
+        Ok(emptied)
     }
 
     /// Splits `runs`, sorted and merged by [`merge_runs`], into the runs to
