@@ -23,150 +23,31 @@
     missing_docs
 )]
 
-use std::io::{self, Read, Seek, SeekFrom};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 
-use blocksnap::{Store, StoreOptions};
+#[path = "common/synthetic.rs"]
+mod synthetic;
 
-const BLOCK: u64 = 4096;
-
-/// A synthetic disk of `blocks` blocks in which block `i` starts with `i` and
-/// the version of its last change, so every block is unique and non-zero while
-/// generating it costs almost nothing. The `changed` blocks `first`,
-/// `first + stride`, `first + 2 × stride`, ... carry `version`; the others
-/// carry version 0.
-struct SyntheticDisk {
-    blocks: u64,
-    version: u64,
-    first: u64,
-    changed: u64,
-    stride: u64,
-    position: u64,
-}
-
-impl SyntheticDisk {
-    fn is_changed(&self, index: u64) -> bool {
-        self.version != 0
-            && index >= self.first
-            && (index - self.first).is_multiple_of(self.stride)
-            && (index - self.first) / self.stride < self.changed
-    }
-
-    fn changed_indices(&self) -> Vec<u64> {
-        (0..self.changed)
-            .map(|k| self.first + k * self.stride)
-            .collect()
-    }
-}
-
-impl Read for SyntheticDisk {
-    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        let length = self.blocks * BLOCK;
-        let mut written = 0;
-        while written < buffer.len() && self.position < length {
-            let index = self.position / BLOCK;
-            let within = (self.position % BLOCK) as usize;
-            let mut block = [0u8; 16];
-            block[..8].copy_from_slice(&(index + 1).to_le_bytes());
-            let version = if self.is_changed(index) {
-                self.version
-            } else {
-                0
-            };
-            block[8..].copy_from_slice(&version.to_le_bytes());
-            let step = (BLOCK as usize - within).min(buffer.len() - written);
-            for (offset, byte) in buffer[written..written + step].iter_mut().enumerate() {
-                *byte = block.get(within + offset).copied().unwrap_or(0);
-            }
-            written += step;
-            self.position += step as u64;
-        }
-        Ok(written)
-    }
-}
-
-impl Seek for SyntheticDisk {
-    fn seek(&mut self, target: SeekFrom) -> io::Result<u64> {
-        let length = self.blocks * BLOCK;
-        self.position = match target {
-            SeekFrom::Start(offset) => offset,
-            SeekFrom::End(delta) => length.saturating_add_signed(delta),
-            SeekFrom::Current(delta) => self.position.saturating_add_signed(delta),
-        };
-        Ok(self.position)
-    }
-}
+use synthetic::{max_log2, open_store, ChangeCase, SyntheticDisk};
 
 fn delete_scaling(c: &mut Criterion) {
-    let max_log2: u32 = std::env::var("BLOCKSNAP_SCALING_MAX_LOG2")
-        .ok()
-        .and_then(|value| value.parse().ok())
-        .unwrap_or(20);
     let mut group = c.benchmark_group("delete_middle");
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(3));
     println!("csv,layout,blocks,changed,metadata_writes_of_delete");
 
-    for log2 in (14..=max_log2).step_by(2) {
+    for log2 in (14..=max_log2()).step_by(2) {
         let blocks = 1u64 << log2;
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_with(
-            dir.path(),
-            StoreOptions {
-                block_size: Some(BLOCK as u32),
-                ..StoreOptions::default()
-            },
-        )
-        .unwrap();
-        let base = SyntheticDisk {
-            blocks,
-            version: 0,
-            first: 0,
-            changed: 0,
-            stride: 1,
-            position: 0,
-        };
+        let store = open_store(dir.path());
         store
-            .create_disk_snapshot("disk", "base", base, &[])
+            .create_disk_snapshot("disk", "base", SyntheticDisk::base(blocks), &[])
             .unwrap();
 
-        let cases = [
-            ("d=1", 1, false),
-            ("d=1%", blocks / 100, false),
-            ("d=10%", blocks / 10, false),
-            ("scattered-d=1%", blocks / 100, true),
-            ("scattered-d=10%", blocks / 10, true),
-        ];
-        for (label, changed, scattered) in cases {
-            // Clustered: the middle's run starts at N/2 and the top's at N/4.
-            // Scattered: both spread over the whole disk, half a stride apart.
-            // Either way each snapshot differs from its neighbours in about d
-            // blocks.
-            let (stride, middle_first, top_first) = if scattered {
-                let stride = blocks / changed;
-                (stride, 0, stride / 2)
-            } else {
-                (1, blocks / 2, blocks / 4)
-            };
-            let middle = |position| SyntheticDisk {
-                blocks,
-                version: 1,
-                first: middle_first,
-                changed,
-                stride,
-                position,
-            };
-            let top = SyntheticDisk {
-                blocks,
-                version: 2,
-                first: top_first,
-                changed,
-                stride,
-                position: 0,
-            };
-            let middle_changes = middle(0).changed_indices();
+        for case in ChangeCase::all(blocks) {
+            let middle_changes = case.version(blocks, 1).changed_indices();
             let create_middle = || {
                 store
                     .create_disk_snapshot_incremental(
@@ -174,13 +55,14 @@ fn delete_scaling(c: &mut Criterion) {
                         "middle",
                         "base",
                         &middle_changes,
-                        middle(0),
+                        case.version(blocks, 1),
                         &[],
                     )
                     .unwrap();
             };
             create_middle();
-            // The top reverts the middle's run and changes its own.
+            // The top reverts the middle's blocks and changes its own.
+            let top = case.version(blocks, 2);
             let mut top_list = middle_changes.clone();
             top_list.extend(top.changed_indices());
             store
@@ -189,13 +71,14 @@ fn delete_scaling(c: &mut Criterion) {
 
             let writes_before = store.metadata_writes();
             store.delete_disk_snapshot("middle").unwrap();
-            let layout = if scattered { "scattered" } else { "clustered" };
             println!(
-                "csv,{layout},{blocks},{changed},{}",
+                "csv,{},{blocks},{},{}",
+                case.layout(),
+                case.changed,
                 store.metadata_writes() - writes_before
             );
 
-            group.bench_function(BenchmarkId::new(label, blocks), |b| {
+            group.bench_function(BenchmarkId::new(case.label, blocks), |b| {
                 b.iter_batched(
                     create_middle,
                     |()| store.delete_disk_snapshot("middle").unwrap(),

@@ -43,6 +43,15 @@ def criterion_times(root):
     return times
 
 
+def case_label(layout, blocks, changed):
+    """Returns the label of a case from its CSV fields, or None if none fits."""
+    sizes = {1: "d=1", blocks // 100: "d=1%", blocks // 10: "d=10%"}
+    label = sizes.get(changed)
+    if label is not None and layout == "scattered":
+        label = "scattered-" + label
+    return label
+
+
 def metadata_writes(log_path):
     """Returns ({label: {blocks: writes}}, [(blocks, changed, writes)])."""
     writes, cases = {}, []
@@ -50,18 +59,10 @@ def metadata_writes(log_path):
         parts = line.strip().split(",")
         if len(parts) != 5 or parts[0] != "csv" or not parts[2].isdigit():
             continue
-        layout = parts[1]
         blocks, changed, count = int(parts[2]), int(parts[3]), int(parts[4])
-        if changed == 1:
-            label = "d=1"
-        elif changed == blocks // 100:
-            label = "d=1%"
-        elif changed == blocks // 10:
-            label = "d=10%"
-        else:
+        label = case_label(parts[1], blocks, changed)
+        if label is None:
             continue
-        if layout == "scattered":
-            label = "scattered-" + label
         writes.setdefault(label, {})[blocks] = count
         cases.append((blocks, changed, count))
     return writes, cases
