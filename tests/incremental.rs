@@ -83,6 +83,45 @@ fn incremental_equals_full_snapshot() {
 }
 
 #[test]
+fn pages_taken_again_keep_exact_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    // Twelve pages with one content, except page 5, which has a second
+    // non-zero block. The base stores two pages, one of them 11 times.
+    let pages = 12;
+    let mut image = vec![0u8; pages * PAGE_ENTRIES * BLOCK];
+    for page in 0..pages {
+        image[page * PAGE_ENTRIES * BLOCK] = 7;
+    }
+    let odd = 5 * PAGE_ENTRIES + 1;
+    image[odd * BLOCK] = 9;
+    store
+        .create_disk_snapshot("disk", "base", &image[..], &[])
+        .unwrap();
+    assert_eq!(store.stats().unwrap().pages, 2);
+
+    // The child clears that block. The other pages are taken unchanged, so
+    // the shared page's count rises once per page, and page 5 becomes that
+    // page too, after five of those rises and before six.
+    image[odd * BLOCK] = 0;
+    let list = [odd as u64];
+    store
+        .create_disk_snapshot_incremental("disk", "child", "base", &list, Cursor::new(&image), &[])
+        .unwrap();
+    assert!(store.verify().unwrap().is_clean());
+    assert_eq!(restore(&store, "child"), image);
+    assert_eq!(store.list_changed_blocks("base", "child").unwrap(), list);
+
+    store.delete_disk_snapshot("base").unwrap();
+    assert!(store.verify().unwrap().is_clean());
+    assert_eq!(store.stats().unwrap().pages, 1);
+    assert_eq!(restore(&store, "child"), image);
+    store.delete_disk_snapshot("child").unwrap();
+    assert_eq!(store.stats().unwrap().pages, 0);
+    assert_eq!(store.stats().unwrap().blocks, 0);
+}
+
+#[test]
 fn growing_and_shrinking_sources() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path());

@@ -28,6 +28,10 @@ pub const PAGE_ENTRIES: usize = 1024;
 /// Page commits of a create between two checks of the free space, each page
 /// about 33 KB of metadata at most.
 const PAGES_PER_SPACE_CHECK: u64 = 64;
+/// Pages an incremental create takes unchanged from its parent per commit.
+/// Each costs a root entry and a count: two small writes, which one sled
+/// commit each would cost several times over.
+const REUSED_PAGES_PER_COMMIT: usize = 256;
 
 /// Smallest number of bytes read from the source per chunk. Chunks are hashed
 /// in parallel while the reader thread fills the next one. A chunk of 1 MiB is
@@ -310,12 +314,26 @@ pub(super) struct CreateRun<'a> {
     /// readable. A block recorded past that length is stored again, and its
     /// record moves to the new copy.
     pub(super) lost_packs: BTreeMap<u32, u64>,
+    /// Pages taken unchanged from the parent and not yet committed.
+    reused: ReusedPages,
     pub(super) length: u64,
     pub(super) operations: Vec<PendingOperation>,
     /// True once the pending-create marker is committed.
     pub(super) started: bool,
     /// True once the snapshot record is committed (it may not be durable yet).
     pub(super) committed: bool,
+}
+
+/// Root entries and counts of the pages an incremental create took unchanged
+/// from its parent since its last commit.
+#[derive(Default)]
+struct ReusedPages {
+    /// The root entries.
+    batch: Batch,
+    /// The new count of each page, which a page taken twice has raised twice.
+    counts: HashMap<PageHash, u64>,
+    /// Number of pages taken.
+    pages: usize,
 }
 
 impl<'a> CreateRun<'a> {
@@ -340,6 +358,7 @@ impl<'a> CreateRun<'a> {
             new_blocks: HashMap::new(),
             appended: BTreeMap::new(),
             lost_packs: store.packs.lost_packs(),
+            reused: ReusedPages::default(),
             length: 0,
             operations: Vec::new(),
             started: false,
@@ -530,30 +549,55 @@ impl<'a> CreateRun<'a> {
     }
 
     /// References an already stored page again at the current page index: one
-    /// count and one root entry, whatever the page holds.
+    /// count and one root entry, whatever the page holds. They are committed
+    /// with the next pages taken unchanged, at most
+    /// [`REUSED_PAGES_PER_COMMIT`] together, or before the next commit of
+    /// the run, whichever comes first.
     pub(super) fn reuse_page(&mut self, page: PageHash) -> Result<()> {
-        let store = self.store;
-        let count = store
-            .meta
-            .get::<PageCount>("page count", &keys::page_count(&page))?
-            .ok_or_else(|| {
-                Error::corruption(format!(
-                    "page {page} of the parent snapshot is not stored. Run `blocksnap verify`"
-                ))
-            })?;
-        let refcount = count
-            .refcount
+        let refcount = match self.reused.counts.get(&page) {
+            Some(refcount) => *refcount,
+            None => {
+                self.store
+                    .meta
+                    .get::<PageCount>("page count", &keys::page_count(&page))?
+                    .ok_or_else(|| {
+                        Error::corruption(format!(
+                        "page {page} of the parent snapshot is not stored. Run `blocksnap verify`"
+                    ))
+                    })?
+                    .refcount
+            }
+        };
+        let refcount = refcount
             .checked_add(1)
             .ok_or_else(|| count_overflow(&page.to_hex()))?;
-        let mut batch = Batch::default();
-        batch.put(keys::page_count(&page), &PageCount { refcount })?;
-        batch.put_raw(
+        self.reused.counts.insert(page, refcount);
+        self.reused.batch.put_raw(
             keys::root(self.snapshot_id, self.page_index),
             page.as_bytes(),
         );
-        store.meta.commit(batch)?;
+        self.reused.pages += 1;
         self.page_index += 1;
+        if self.reused.pages == REUSED_PAGES_PER_COMMIT {
+            self.commit_reused_pages()?;
+        }
         Ok(())
+    }
+
+    /// Commits the root entries and counts of the pages taken unchanged since
+    /// the last commit. Every other commit of the run calls this first, since
+    /// it reads counts that these writes change.
+    fn commit_reused_pages(&mut self) -> Result<()> {
+        if self.reused.pages == 0 {
+            return Ok(());
+        }
+        let ReusedPages {
+            mut batch, counts, ..
+        } = std::mem::take(&mut self.reused);
+        for (page, refcount) in counts {
+            batch.put(keys::page_count(&page), &PageCount { refcount })?;
+        }
+        self.store.meta.commit(batch)
     }
 
     fn load_parent_page(&mut self) -> Result<()> {
@@ -576,6 +620,7 @@ impl<'a> CreateRun<'a> {
     /// Commits the filled page: its body and counts if it is new, one count if
     /// an equal page is already stored, nothing if it is all zeros.
     pub(super) fn commit_page(&mut self) -> Result<()> {
+        self.commit_reused_pages()?;
         // Pages and root entries fill the metadata's file system even when
         // every block is already stored, so they are checked too.
         if self.page_index % PAGES_PER_SPACE_CHECK == PAGES_PER_SPACE_CHECK - 1 {
@@ -743,6 +788,7 @@ impl<'a> CreateRun<'a> {
             operation_seq: self.operations.first().map_or(0, |operation| operation.seq),
         };
         debug_assert_eq!(record.page_count, self.page_index);
+        self.commit_reused_pages()?;
 
         // ORDER: pack bytes must be durable before any metadata that makes them
         // reachable from a live snapshot is.
