@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Fit the slopes of the change-scaling benchmark and plot it.
+
+Reads criterion's estimates under target/criterion/create_incremental/ and
+target/criterion/list_changed_blocks/, and the CSV lines
+(``csv-change,layout,blocks,changed,metadata_writes_of_create,
+source_bytes_read,blocks_listed``) that the bench prints. Prints a markdown
+table of every case and the log-log slope of each line against the disk size
+N, and writes an SVG with two panels: the time of the incremental create and
+the time of the list, each against N, one line per change size d and layout.
+A slope near 0 means the cost does not grow with N at a fixed d; a slope
+near 1 means it grows in proportion to N.
+
+Usage: cargo bench --bench change_scaling | tee change.log
+       python3 benches/plot_change_scaling.py change.log docs/change-scaling.svg
+"""
+
+import pathlib
+import sys
+
+from plot_delete_scaling import LABELS, case_label, criterion_times, panel, slope
+
+
+def change_cases(log_path):
+    """Returns {(label, blocks): (changed, writes, bytes read, listed)}."""
+    cases = {}
+    for line in pathlib.Path(log_path).read_text().splitlines():
+        parts = line.strip().split(",")
+        if len(parts) != 7 or parts[0] != "csv-change" or not parts[2].isdigit():
+            continue
+        blocks, changed, writes, read, listed = (int(part) for part in parts[2:])
+        label = case_label(parts[1], blocks, changed)
+        if label is not None:
+            cases[(label, blocks)] = (changed, writes, read, listed)
+    return cases
+
+
+def duration(series, label, blocks):
+    """Formats the mean time of one case with three significant digits."""
+    seconds = series.get(label, {}).get(blocks)
+    if seconds is None:
+        return ""
+    if seconds >= 0.9995:
+        return f"{seconds:.2f} s"
+    milliseconds = seconds * 1e3
+    if milliseconds >= 100:
+        return f"{milliseconds:.0f} ms"
+    if milliseconds >= 10:
+        return f"{milliseconds:.1f} ms"
+    return f"{milliseconds:.2f} ms"
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    log_path, svg_path = sys.argv[1], sys.argv[2]
+    creates = criterion_times(pathlib.Path("target/criterion/create_incremental"))
+    lists = criterion_times(pathlib.Path("target/criterion/list_changed_blocks"))
+    cases = change_cases(log_path)
+    if not cases:
+        sys.exit("no results found: run `cargo bench --bench change_scaling | tee change.log` first")
+
+    print("| N (blocks) | case | d (blocks) | create | metadata writes | source bytes read | list | blocks listed |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for (label, blocks), (changed, writes, read, listed) in sorted(
+        cases.items(), key=lambda item: (item[0][1], LABELS.index(item[0][0]))
+    ):
+        print(
+            f"| {blocks:,} | {label} | {changed:,} | {duration(creates, label, blocks)} | {writes:,} "
+            f"| {read:,} | {duration(lists, label, blocks)} | {listed:,} |"
+        )
+
+    for name, series in [("create time", creates), ("list time", lists)]:
+        for label in LABELS:
+            line = series.get(label, {})
+            if len(line) > 1:
+                print(f"{name} {label}: log-log slope {slope(sorted(line.items())):.3f} over N = {sorted(line)}")
+
+    elements = panel(creates, "incremental create with a changed-block list", "seconds", 90, 40, 380, 300)
+    elements += panel(lists, "list_changed_blocks against the base", "seconds", 600, 40, 380, 300)
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="1020" height="400" font-family="sans-serif">'
+        '<rect width="100%" height="100%" fill="white"/>' + "".join(elements) + "</svg>\n"
+    )
+    pathlib.Path(svg_path).write_text(svg)
+    print(f"wrote {svg_path}")
+
+
+if __name__ == "__main__":
+    main()
