@@ -1,5 +1,5 @@
-//! How the cost of the changed-block API grows with the disk size N (in
-//! blocks) and with the number d of changed blocks:
+//! The cost of the changed-block API against the disk size N (in blocks) and
+//! the number d of changed blocks:
 //!
 //! - `create_incremental`: `create_disk_snapshot_incremental` of a child from
 //!   a base snapshot with a list of d changed blocks;

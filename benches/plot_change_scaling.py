@@ -6,8 +6,8 @@ target/criterion/list_changed_blocks/, and the CSV lines
 (``csv-change,layout,blocks,changed,metadata_writes_of_create,
 source_bytes_read,blocks_listed``) that the bench prints. Prints a markdown
 table of every case and the log-log slope of each line against the disk size
-N, and writes an SVG with two panels: the time of the incremental create and
-the time of the list, each against N, one line per change size d and layout.
+N. Writes an SVG with two panels, the time of the incremental create and the
+time of the list against N, with one line per change size d and layout.
 A slope near 0 means the cost does not grow with N at a fixed d; a slope
 near 1 means it grows in proportion to N.
 

@@ -120,8 +120,8 @@ pub struct ChangeCase {
 }
 
 impl ChangeCase {
-    /// The five cases for a disk of `blocks` blocks: d = 1, 1 % and 10 % as
-    /// one run, and 1 % and 10 % spread evenly.
+    /// Returns the five cases for a disk of `blocks` blocks: d = 1, 1 % and
+    /// 10 % as one run, and 1 % and 10 % spread evenly.
     pub fn all(blocks: u64) -> [ChangeCase; 5] {
         let case = |label, changed, scattered| ChangeCase {
             label,

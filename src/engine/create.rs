@@ -29,8 +29,8 @@ pub const PAGE_ENTRIES: usize = 1024;
 /// about 33 KB of metadata at most.
 const PAGES_PER_SPACE_CHECK: u64 = 64;
 /// Pages an incremental create takes unchanged from its parent per commit.
-/// Each costs a root entry and a count: two small writes, which one sled
-/// commit each would cost several times over.
+/// Each needs only a root entry and a count, and a sled commit per page cost
+/// several times what those two writes did.
 const REUSED_PAGES_PER_COMMIT: usize = 256;
 
 /// Smallest number of bytes read from the source per chunk. Chunks are hashed

@@ -74,9 +74,9 @@ impl Store {
     ///
     /// The files of the packs cut whole are unlinked at the end, after one
     /// flush that makes their records' removal and the `Succeeded` marks
-    /// durable together. Their bytes went back when they were cut, so the
-    /// wait frees nothing later, and the caller's own flush has nothing left
-    /// to write.
+    /// durable together. Cutting the files already freed their bytes, so no
+    /// space comes back later for the wait, and the caller's own flush then
+    /// has nothing left to write.
     pub(crate) fn drain_gc(&self, guard: &WriterGuard<'_>) -> Result<u64> {
         let mut emptied = Vec::new();
         let drained = self
@@ -217,9 +217,9 @@ impl Store {
     }
 
     /// Removes pages whose counts reached zero, re-expressing the delta pages
-    /// based on them, and applies the block decrements in the same commit, or
-    /// queues them when there are more than one step may apply. Pages that
-    /// cannot join this step go back into the queue as a new item.
+    /// based on them, and applies the block decrements in the same commit. It
+    /// queues them instead when they are more than one step may apply. Pages
+    /// that cannot join this step go back into the queue as a new item.
     fn free_pages_step(&self, queue_key: &[u8], pages: &[PageHash]) -> Result<()> {
         let mut batch = Batch::default();
         let mut block_changes: HashMap<BlockHash, i64> = HashMap::new();
