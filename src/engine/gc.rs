@@ -27,13 +27,17 @@ use crate::store::RecoveryReport;
 use crate::store::{bad_key, WriterGuard};
 use crate::Store;
 
-/// Root entries dropped per step. Each can free a page of 1,024 blocks.
-const ROOT_ENTRIES_PER_STEP: usize = 16;
+/// Root entries dropped per step at most. Most entries of a snapshot's root
+/// name pages that other snapshots share, and dropping one changes a count.
+const ROOT_ENTRIES_PER_STEP: usize = 1024;
+/// Pages whose count reaches zero per step at most. Each can free 1,024
+/// blocks.
+const FREED_PAGES_PER_STEP: usize = 16;
 /// Block decrements per queue item: every block one step can free, so the
 /// freed ranges of a step land in one `FreeRuns` item and merge into long
 /// hole-punch runs. Split by hash order, they would interleave and each punch
 /// would cover a block or two.
-const BLOCKS_PER_ITEM: usize = ROOT_ENTRIES_PER_STEP * crate::engine::create::PAGE_ENTRIES;
+const BLOCKS_PER_ITEM: usize = FREED_PAGES_PER_STEP * crate::engine::create::PAGE_ENTRIES;
 
 impl Store {
     /// Finishes whatever garbage collection and cleanup earlier calls left
@@ -160,44 +164,52 @@ impl Store {
     }
 
     /// Drops a run of root entries of one snapshot and decrements their pages.
+    /// The run ends at [`ROOT_ENTRIES_PER_STEP`] entries or at the entry that
+    /// brings the [`FREED_PAGES_PER_STEP`]th page to zero, whichever comes
+    /// first.
     fn drop_root_step(&self, queue_key: &[u8], snapshot_id: u64) -> Result<()> {
         let mut batch = Batch::default();
-        let mut page_decrements: BTreeMap<PageHash, u64> = BTreeMap::new();
-        let mut entries = 0;
-        for entry in self.meta.scan("root", &keys::root_prefix(snapshot_id)) {
-            let (key, value) = entry?;
-            page_decrements
-                .entry(page_hash_from(&key, &value)?)
-                .and_modify(|count| *count += 1)
-                .or_insert(1);
-            batch.remove(key.to_vec());
-            entries += 1;
-            if entries == ROOT_ENTRIES_PER_STEP {
+        // Per page: its stored count and its count after this step's drops.
+        let mut counts: BTreeMap<PageHash, (u64, u64)> = BTreeMap::new();
+        let mut freed = Vec::new();
+        let mut reached_end = true;
+        let root = self.meta.scan("root", &keys::root_prefix(snapshot_id));
+        for (entries, entry) in root.enumerate() {
+            if entries == ROOT_ENTRIES_PER_STEP || freed.len() == FREED_PAGES_PER_STEP {
+                reached_end = false;
                 break;
             }
-        }
-        // A step that found fewer entries than it may take has reached the
-        // end of the root, so the item goes in the same commit.
-        if entries < ROOT_ENTRIES_PER_STEP {
-            batch.remove(queue_key.to_vec());
-        }
-        if entries == 0 {
-            return self.meta.commit(batch);
-        }
-
-        let mut freed = Vec::new();
-        for (page, decrement) in page_decrements {
-            let count = self
-                .meta
-                .get::<PageCount>("page count", &keys::page_count(&page))?
-                .ok_or_else(|| missing_page(&page))?;
-            let remaining = count.refcount.checked_sub(decrement).ok_or_else(|| {
+            let (key, value) = entry?;
+            let page = page_hash_from(&key, &value)?;
+            let (stored, remaining) = match counts.entry(page) {
+                std::collections::btree_map::Entry::Occupied(entry) => entry.into_mut(),
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    let stored = self
+                        .meta
+                        .get::<PageCount>("page count", &keys::page_count(&page))?
+                        .ok_or_else(|| missing_page(&page))?
+                        .refcount;
+                    entry.insert((stored, stored))
+                }
+            };
+            *remaining = remaining.checked_sub(1).ok_or_else(|| {
                 Error::corruption(format!(
-                    "page {page} has reference count {} but {decrement} references are being dropped. \
-                     Run `blocksnap verify` and restore the store from a copy",
-                    count.refcount
+                    "page {page} has reference count {stored} but more references to it are being \
+                     dropped. Run `blocksnap verify` and restore the store from a copy"
                 ))
             })?;
+            if *remaining == 0 {
+                freed.push(page);
+            }
+            batch.remove(key.to_vec());
+        }
+        // The step that reaches the end of the root removes the item in the
+        // same commit.
+        if reached_end {
+            batch.remove(queue_key.to_vec());
+        }
+
+        for (page, (_, remaining)) in counts {
             if remaining > 0 {
                 batch.put(
                     keys::page_count(&page),
@@ -207,7 +219,6 @@ impl Store {
                 )?;
             } else {
                 batch.remove(keys::page_count(&page));
-                freed.push(page);
             }
         }
         if !freed.is_empty() {
