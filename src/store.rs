@@ -346,7 +346,7 @@ impl Store {
             for entry in self.meta.scan_records::<PackRecord>("pack", &[keys::PACK]) {
                 let (key, record) = entry?;
                 let id = keys::trailing_u32(&key).ok_or_else(|| bad_key("pack", &key))?;
-                committed.insert(id, record.committed_len);
+                committed.insert(id, record);
             }
             // Bytes past a committed length are an interrupted create's only
             // if its marker is durable (see `PackStore::recover`).

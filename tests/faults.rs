@@ -599,6 +599,67 @@ fn delete_fault_last_snapshot() {
     sweep_delete(DeleteSetup::Last);
 }
 
+/// A crash after a pack with no live block is cut to zero bytes, but before
+/// the removal of its record is durable, leaves an empty file and a record
+/// that still gives the old length. The next open finishes the cut. It must
+/// not count the pack as lost, which would reject incremental creates.
+#[test]
+fn interrupted_cut_is_not_lost() {
+    let images = delete_images();
+
+    // The commit that removes the record of the pack cut whole is the first
+    // commit after the cut.
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let store = prepare_delete(dir.path(), &plan, DeleteSetup::Last, &images);
+    plan.reset();
+    plan.record();
+    store.delete_disk_snapshot("snap-a").unwrap();
+    let trace = plan.trace();
+    let cut = trace
+        .iter()
+        .position(|step| *step == PersistStep::PackTruncate)
+        .expect("deleting the last snapshot cuts its pack");
+    let commits_before_cut = trace[..cut]
+        .iter()
+        .filter(|step| **step == PersistStep::MetadataCommit)
+        .count() as u64;
+    drop(store);
+
+    let dir = tempfile::tempdir().unwrap();
+    let plan = FaultPlan::new();
+    let store = prepare_delete(dir.path(), &plan, DeleteSetup::Last, &images);
+    plan.reset();
+    plan.fail_nth(PersistStep::MetadataCommit, commits_before_cut + 1, EIO);
+    expect_operation_failure(store.delete_disk_snapshot("snap-a"), "the delete");
+    drop(store);
+    let packs = pack_files(dir.path());
+    assert_eq!(packs.len(), 1, "the cut pack's file is still there");
+    assert_eq!(std::fs::metadata(&packs[0]).unwrap().len(), 0);
+
+    let store = open(dir.path(), None);
+    store
+        .create_disk_snapshot("disk-1", "snap-d", &images.b[..], &[])
+        .unwrap();
+    let changed = with_block_changed(&images.b, 7, 900);
+    store
+        .create_disk_snapshot_incremental(
+            "disk-1",
+            "snap-e",
+            "snap-d",
+            &[7],
+            std::io::Cursor::new(&changed),
+            &[],
+        )
+        .expect("an incremental create after the interrupted cut");
+    assert_exact(&store, "snap-e", &changed, "after the interrupted cut");
+    assert_clean(&store, "after the interrupted cut");
+    assert!(
+        !packs[0].exists(),
+        "the open removed the file of the pack cut whole"
+    );
+}
+
 /// The disk stays full while the delete fails and while it records the
 /// failure. The operation stays `Started` then; once space is back the next
 /// call finishes the collection and the operation ends `Succeeded`.

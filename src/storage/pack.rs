@@ -244,12 +244,17 @@ impl PackStore {
     /// be committed blocks that a rolled-back metadata database no longer
     /// names: they are kept and reported, and the pack gets no more appends.
     ///
+    /// A file shorter than its committed length, or missing, makes its pack
+    /// lost, unless the record counts no live block. Then the file is one
+    /// whose cut to zero bytes was interrupted before the removal of its
+    /// record became durable, and the collection that follows removes both.
+    ///
     /// Returns a corruption error for a file that no record names but that
     /// holds bytes: only lost metadata leaves one (see the module
     /// documentation).
     pub(crate) fn recover(
         &self,
-        records: &BTreeMap<u32, u64>,
+        records: &BTreeMap<u32, PackRecord>,
         cut_uncommitted: bool,
     ) -> Result<PackRecovery> {
         self.check_writable("reconcile the pack files")?;
@@ -266,7 +271,7 @@ impl PackStore {
     fn reconcile(
         &self,
         writer: &mut Writer,
-        records: &BTreeMap<u32, u64>,
+        records: &BTreeMap<u32, PackRecord>,
         cut_uncommitted: bool,
     ) -> Result<PackRecovery> {
         let mut report = PackRecovery::default();
@@ -285,36 +290,22 @@ impl PackStore {
 
         // Packs whose file ends before their committed length, with that end.
         let mut short = Vec::new();
+        // Packs with no live block whose file is short: cuts to be finished.
+        let mut emptying = BTreeSet::new();
         for (id, path) in &files {
             let len = fs::metadata(path)
                 .map_err(|error| io_failure(format_args!("reading {}", path.display()), error))?
                 .len();
-            let Some(&committed_len) = records.get(id) else {
-                if len > 0 {
-                    return Err(Error::corruption(format!(
-                        "pack file {} holds {len} bytes, but no pack record names it, so the metadata database \
-                         lost committed records. Restore the store directory from a copy, or move the file out \
-                         of the packs directory to give up the blocks in it",
-                        path.display()
-                    )));
-                }
-                self.files
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(id);
-                writer.dirty.remove(id);
-                self.faults
-                    .check(PersistStep::PackUnlink)
-                    .and_then(|()| fs::remove_file(path))
-                    .map_err(|error| {
-                        io_failure(
-                            format_args!("removing orphan pack {}", path.display()),
-                            error,
-                        )
-                    })?;
+            let Some(record) = records.get(id) else {
+                self.remove_orphan(writer, *id, path, len)?;
                 report.orphan_files_removed += 1;
                 continue;
             };
+            let committed_len = record.committed_len;
+            if len < committed_len && record.live_blocks == 0 {
+                emptying.insert(*id);
+                continue;
+            }
             if len < committed_len {
                 tracing::warn!(
                     pack = id,
@@ -350,10 +341,11 @@ impl PackStore {
                 })?;
             report.truncated_bytes += len - committed_len;
         }
-        for (id, committed_len) in records {
+        for (id, record) in records {
             // A record without a file and without committed bytes is a pack
             // whose creation was interrupted; it is collected as an empty pack.
-            if !files.contains_key(id) && *committed_len > 0 {
+            // So is one without a file and without live blocks.
+            if !files.contains_key(id) && record.committed_len > 0 && record.live_blocks > 0 {
                 report.missing_packs.push(*id);
             }
         }
@@ -363,14 +355,43 @@ impl PackStore {
         writer.active = records
             .iter()
             .next_back()
-            .filter(|(id, len)| {
-                **len < MAX_PACK_BYTES
+            .filter(|(id, record)| {
+                record.committed_len < MAX_PACK_BYTES
                     && files.contains_key(id)
                     && !report.kept_packs.contains(id)
                     && !writer.lost.contains_key(id)
+                    && !emptying.contains(id)
             })
-            .map(|(id, len)| (*id, *len));
+            .map(|(id, record)| (*id, record.committed_len));
         Ok(report)
+    }
+
+    /// Removes the file of pack `id`, which no record names, if it is empty.
+    /// A file with bytes is a corruption error, because only lost metadata
+    /// leaves one.
+    fn remove_orphan(&self, writer: &mut Writer, id: u32, path: &Path, len: u64) -> Result<()> {
+        if len > 0 {
+            return Err(Error::corruption(format!(
+                "pack file {} holds {len} bytes, but no pack record names it, so the metadata database \
+                 lost committed records. Restore the store directory from a copy, or move the file out \
+                 of the packs directory to give up the blocks in it",
+                path.display()
+            )));
+        }
+        self.files
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+        writer.dirty.remove(&id);
+        self.faults
+            .check(PersistStep::PackUnlink)
+            .and_then(|()| fs::remove_file(path))
+            .map_err(|error| {
+                io_failure(
+                    format_args!("removing orphan pack {}", path.display()),
+                    error,
+                )
+            })
     }
 
     /// Notes that a writer call begins: its first append makes the metadata
