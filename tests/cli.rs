@@ -522,6 +522,65 @@ fn source_dash_reads_stdin() {
     );
 }
 
+#[test]
+fn changed_blocks_from_stdin() {
+    let sandbox = Sandbox::new();
+    let base = pseudo_random_bytes(17, 8 * BLOCK_SIZE);
+    sandbox.create("disk-1", "base", &base);
+    let mut next = base.clone();
+    next[3 * BLOCK_SIZE..4 * BLOCK_SIZE].copy_from_slice(&pseudo_random_bytes(18, BLOCK_SIZE));
+    let next_path = sandbox.write("next.img", &next);
+    let list = sandbox.write("changed.txt", b"3\n");
+    let args = |snapshot: &'static str| {
+        vec![
+            "create-disk-snapshot",
+            "--disk-name",
+            "disk-1",
+            "--disk-snapshot-name",
+            snapshot,
+            "--source",
+            "-",
+            "--changed-blocks",
+            list.as_str(),
+        ]
+    };
+
+    // Redirected from a file, standard input can seek to the listed block.
+    let from_file = args("next");
+    let output = sandbox
+        .command(&from_file)
+        .stdin(std::fs::File::open(&next_path).unwrap())
+        .output()
+        .unwrap();
+    let created = parse_success(&from_file, &output);
+    assert_eq!(created["operations"][0]["status"], "Succeeded", "{created}");
+    assert!(
+        sandbox.restore("next", "next-restored.img") == next,
+        "the restore differs from the redirected source"
+    );
+
+    // A pipe cannot seek, and the error says so.
+    let mut child = sandbox
+        .command(&args("piped"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // The create may fail before it reads anything, which closes the pipe.
+    let _ = stdin.write_all(&next);
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert_error(&output, "InvalidInputException", "cannot seek");
+    let listed = sandbox.run_ok(&["get-disk-snapshots"]);
+    assert_eq!(
+        listed["diskSnapshots"].as_array().unwrap().len(),
+        2,
+        "{listed}"
+    );
+}
+
 /// Creates snapshot `snapshot` of disk-1 from `source` with blocksnap run in
 /// `working_dir` without `--store`. With `Some` store, `BLOCKSNAP_STORE` names
 /// it. With `None` the variable is unset, so the default store is used.

@@ -6,6 +6,7 @@ mod progress;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -121,7 +122,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 Some(parent) => parent,
                 None => newest_snapshot_of(&store, &disk_name)?,
             };
-            let file = open_source_file(&source)?;
+            let file = open_seekable_source(&source)?;
             let reporter = progress::Reporter::new("read");
             let operations = store.create_disk_snapshot_incremental_with_progress(
                 &disk_name,
@@ -484,6 +485,21 @@ fn open_source(path: &Path) -> Result<Box<dyn Read + Send>, Error> {
         return Ok(Box::new(io::stdin()));
     }
     Ok(Box::new(open_source_file(path)?))
+}
+
+/// Opens the source of a create with a changed-block list, which seeks to
+/// each listed block. `-` is standard input, which can seek when it is
+/// redirected from a file or block device. Through a pipe, the create fails
+/// with the library's reason.
+fn open_seekable_source(path: &Path) -> Result<File, Error> {
+    if path == Path::new("-") {
+        let stdin = io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|error| source_error(path, error))?;
+        return Ok(File::from(stdin));
+    }
+    open_source_file(path)
 }
 
 /// Opens the image file or block device at `path`, rejecting a directory.
