@@ -298,6 +298,12 @@ fn in_use_child() {
             assert!(!expect_open, "open failed: {error}");
             assert_eq!(error.kind(), ErrorKind::OperationFailure, "{error}");
             assert!(error.message().contains("in use"), "{error}");
+            // sled's cause prints the OS error in Rust's debug form, which
+            // the CLI would show after the message.
+            assert!(
+                std::error::Error::source(&error).is_none(),
+                "the in-use error carries sled's cause: {error:?}"
+            );
             println!("CHILD IN USE: {error}");
         }
     }

@@ -128,12 +128,13 @@ impl Meta {
                         std::thread::sleep(LOCK_RETRY);
                         continue;
                     }
+                    // sled's error text shows the OS error in Rust's debug
+                    // form, so it is left out: the message says it all.
                     return Err(Error::operation_failure(format!(
                         "the store metadata at {} is in use by another process. \
                          Stop the other blocksnap process or use another --store directory",
                         path.display()
-                    ))
-                    .with_source(io));
+                    )));
                 }
                 Err(other) => {
                     return Err(metadata_failure(
