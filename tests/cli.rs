@@ -559,7 +559,7 @@ fn changed_blocks_from_stdin() {
         "the restore differs from the redirected source"
     );
 
-    // A pipe cannot seek, and the error says so.
+    // A pipe cannot seek, and the error names that reason.
     let mut child = sandbox
         .command(&args("piped"))
         .stdin(Stdio::piped())

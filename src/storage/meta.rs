@@ -129,7 +129,8 @@ impl Meta {
                         continue;
                     }
                     // sled's error text shows the OS error in Rust's debug
-                    // form, so it is left out: the message says it all.
+                    // form, so it is left out. The message names the store
+                    // and the fix.
                     return Err(Error::operation_failure(format!(
                         "the store metadata at {} is in use by another process. \
                          Stop the other blocksnap process or use another --store directory",
