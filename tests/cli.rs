@@ -668,6 +668,30 @@ fn default_store_in_current_directory() {
 }
 
 #[test]
+fn bare_command_prints_help() {
+    let sandbox = Sandbox::new();
+    for store_in_environment in [false, true] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_blocksnap"));
+        command.env_remove("BLOCKSNAP_STORE");
+        if store_in_environment {
+            command.env("BLOCKSNAP_STORE", sandbox.store());
+        }
+        let output = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let context = format!("BLOCKSNAP_STORE set: {store_in_environment}");
+        assert_eq!(output.status.code(), Some(2), "{context}\n{stderr}");
+        assert!(output.stdout.is_empty(), "{context}");
+        assert!(stderr.contains("Usage: blocksnap"), "{context}\n{stderr}");
+        assert!(stderr.contains("Commands:"), "{context}\n{stderr}");
+        assert!(!stderr.contains("Exception"), "{context}\n{stderr}");
+    }
+    assert!(
+        !sandbox.store().exists(),
+        "printing the help must not create the store"
+    );
+}
+
+#[test]
 fn malformed_number_names_exception() {
     let sandbox = Sandbox::new();
     let output = sandbox.run(&[

@@ -18,7 +18,7 @@ use blocksnap::model::{
     TagResourceResult, UntagResourceResult,
 };
 use blocksnap::{Error, Store, StoreOptions};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use serde::Serialize;
 
 use args::{Cli, Command};
@@ -45,6 +45,13 @@ fn main() -> ExitCode {
                     == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
         {
             error.exit()
+        }
+        // With BLOCKSNAP_STORE set, clap counts `--store` as given, so a
+        // bare `blocksnap` is a missing subcommand rather than a request for
+        // help. It gets the same help and status either way.
+        Err(error) if error.kind() == clap::error::ErrorKind::MissingSubcommand => {
+            eprintln!("{}", Cli::command().render_help());
+            return ExitCode::from(2);
         }
         Err(error) => {
             // Usage errors name the Lightsail exception like every other error,
