@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Fit the slopes of the change-scaling benchmark and plot it.
 
-Reads criterion's estimates under target/criterion/create_incremental/ and
-target/criterion/list_changed_blocks/, and the CSV lines
-(``csv-change,layout,blocks,changed,metadata_writes_of_create,
-source_bytes_read,blocks_listed``) that the bench prints. Prints a markdown
-table of every case and the log-log slope of each line against the disk size
-N. Writes an SVG with two panels, the time of the incremental create and the
+Reads the CSV lines (``csv-change,layout,blocks,changed,
+metadata_writes_of_create,source_bytes_read,blocks_listed``) that the bench
+prints, and for the cases they name, criterion's mean times from the latest
+run of each case under target/criterion/create_incremental/ and
+target/criterion/list_changed_blocks/ of the repository. Prints a markdown
+table of every case and the log-log slope against the disk size N of the
+create time, the list time and the metadata writes. Writes an SVG with two panels, the time of the incremental create and the
 time of the list against N, with one line per change size d and layout.
 A slope near 0 means the cost does not grow with N at a fixed d; a slope
 near 1 means it grows in proportion to N.
@@ -54,23 +55,26 @@ def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     log_path, svg_path = sys.argv[1], sys.argv[2]
-    creates = criterion_times(pathlib.Path("target/criterion/create_incremental"))
-    lists = criterion_times(pathlib.Path("target/criterion/list_changed_blocks"))
     cases = change_cases(log_path)
     if not cases:
         sys.exit("no results found: run `cargo bench --bench change_scaling | tee change.log` first")
+    creates = criterion_times("create_incremental", cases)
+    lists = criterion_times("list_changed_blocks", cases)
+    writes = {}
+    for (label, blocks), (_, count, _, _) in cases.items():
+        writes.setdefault(label, {})[blocks] = count
 
     print("| N (blocks) | case | d (blocks) | create | metadata writes | source bytes read | list | blocks listed |")
     print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for (label, blocks), (changed, writes, read, listed) in sorted(
+    for (label, blocks), (changed, count, read, listed) in sorted(
         cases.items(), key=lambda item: (item[0][1], LABELS.index(item[0][0]))
     ):
         print(
-            f"| {blocks:,} | {label} | {changed:,} | {duration(creates, label, blocks)} | {writes:,} "
+            f"| {blocks:,} | {label} | {changed:,} | {duration(creates, label, blocks)} | {count:,} "
             f"| {read:,} | {duration(lists, label, blocks)} | {listed:,} |"
         )
 
-    for name, series in [("create time", creates), ("list time", lists)]:
+    for name, series in [("create time", creates), ("list time", lists), ("create metadata writes", writes)]:
         for label in LABELS:
             line = series.get(label, {})
             if len(line) > 1:

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Plot the delete-scaling benchmark and fit its slopes.
 
-Reads criterion's estimates under target/criterion/delete_middle/ and the CSV
-lines (``csv,layout,blocks,changed,metadata_writes_of_delete``) that the bench
-prints, then writes an SVG with two log-log panels (delete time and metadata
+Reads the CSV lines (``csv,layout,blocks,changed,metadata_writes_of_delete``)
+that the bench prints, and for the cases they name, criterion's mean times
+from the latest run of each case under target/criterion/delete_middle/ of the
+repository. It then writes an SVG with two log-log panels (delete time and metadata
 writes against the disk size N, one line per change size d and layout) and
 prints the fitted log-log slope of each line. A slope near 0 means the cost
 does not grow with N at a fixed d; a slope near 1 means it grows in proportion
@@ -29,17 +30,25 @@ COLORS = {
 }
 
 
-def criterion_times(root):
-    """Returns {label: {blocks: mean seconds}} from criterion's estimates."""
+def criterion_times(group, cases):
+    """Returns {label: {blocks: mean seconds}} for the (label, blocks) pairs
+    in `cases`, from criterion's estimates for benchmark group `group`.
+
+    The estimates are those of the latest run of each case, so a case that
+    the log lacks is left out rather than taken from an older run.
+    """
+    root = pathlib.Path(__file__).resolve().parent.parent / "target" / "criterion" / group
     times = {}
-    for label in LABELS:
+    for label, blocks in cases:
         folder = root / label.replace("%", "_")
         if not folder.is_dir():
             folder = root / label
-        for estimate in sorted(folder.glob("*/new/estimates.json")):
-            blocks = int(estimate.parent.parent.name)
+        estimate = folder / str(blocks) / "new" / "estimates.json"
+        if estimate.is_file():
             mean_ns = json.loads(estimate.read_text())["mean"]["point_estimate"]
             times.setdefault(label, {})[blocks] = mean_ns / 1e9
+    if not times:
+        print(f"no criterion estimates for these cases under {root}", file=sys.stderr)
     return times
 
 
@@ -145,8 +154,10 @@ def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     log_path, svg_path = sys.argv[1], sys.argv[2]
-    times = criterion_times(pathlib.Path("target/criterion/delete_middle"))
     writes, cases = metadata_writes(log_path)
+    times = criterion_times(
+        "delete_middle", [(label, blocks) for label, line in writes.items() for blocks in line]
+    )
     if not times and not writes:
         sys.exit("no results found: run `cargo bench --bench delete_scaling | tee bench.log` first")
 
