@@ -32,7 +32,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 #[path = "common/synthetic.rs"]
 mod synthetic;
 
-use synthetic::{max_log2, open_store, ChangeCase, SyntheticDisk};
+use synthetic::{disk_sizes, store_with_base, ChangeCase, SyntheticDisk};
 
 /// A source that counts the bytes read from it, to show that an incremental
 /// create reads the listed blocks and nothing else.
@@ -57,13 +57,8 @@ impl Seek for Counted<'_> {
 
 fn change_scaling(c: &mut Criterion) {
     println!("csv-change,layout,blocks,changed,metadata_writes_of_create,source_bytes_read,blocks_listed");
-    for log2 in (14..=max_log2()).step_by(2) {
-        let blocks = 1u64 << log2;
-        let dir = tempfile::tempdir().unwrap();
-        let store = open_store(dir.path());
-        store
-            .create_disk_snapshot("disk", "base", SyntheticDisk::base(blocks), &[])
-            .unwrap();
+    for blocks in disk_sizes() {
+        let (_dir, store) = store_with_base(blocks);
 
         for case in ChangeCase::all(blocks) {
             let changes = case.version(blocks, 1).changed_indices();

@@ -30,7 +30,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 #[path = "common/synthetic.rs"]
 mod synthetic;
 
-use synthetic::{max_log2, open_store, ChangeCase, SyntheticDisk};
+use synthetic::{disk_sizes, store_with_base, ChangeCase};
 
 fn delete_scaling(c: &mut Criterion) {
     let mut group = c.benchmark_group("delete_middle");
@@ -38,13 +38,8 @@ fn delete_scaling(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(3));
     println!("csv,layout,blocks,changed,metadata_writes_of_delete");
 
-    for log2 in (14..=max_log2()).step_by(2) {
-        let blocks = 1u64 << log2;
-        let dir = tempfile::tempdir().unwrap();
-        let store = open_store(dir.path());
-        store
-            .create_disk_snapshot("disk", "base", SyntheticDisk::base(blocks), &[])
-            .unwrap();
+    for blocks in disk_sizes() {
+        let (_dir, store) = store_with_base(blocks);
 
         for case in ChangeCase::all(blocks) {
             let middle_changes = case.version(blocks, 1).changed_indices();

@@ -7,9 +7,10 @@ prints, and for the cases they name, criterion's mean times from the latest
 run of each case under target/criterion/create_incremental/ and
 target/criterion/list_changed_blocks/ of the repository. Prints a markdown
 table of every case and the log-log slope against the disk size N of the
-create time, the list time and the metadata writes. Writes an SVG with two panels, the time of the incremental create and the
-time of the list against N, with one line per change size d and layout.
-A slope near 0 means the cost does not grow with N at a fixed d; a slope
+create time, the list time and the metadata writes. Writes an SVG with two
+panels, the time of the incremental create and the time of the list against
+N, with one line per change size d and layout.
+A slope near 0 means the cost does not grow with N at a fixed d. A slope
 near 1 means it grows in proportion to N.
 
 Usage: cargo bench --bench change_scaling | tee change.log
@@ -19,7 +20,7 @@ Usage: cargo bench --bench change_scaling | tee change.log
 import pathlib
 import sys
 
-from plot_delete_scaling import LABELS, case_label, criterion_times, panel, slope
+from plot_delete_scaling import LABELS, case_label, criterion_times, panel, print_slopes, write_svg
 
 
 def change_cases(log_path):
@@ -74,20 +75,13 @@ def main():
             f"| {read:,} | {duration(lists, label, blocks)} | {listed:,} |"
         )
 
-    for name, series in [("create time", creates), ("list time", lists), ("create metadata writes", writes)]:
-        for label in LABELS:
-            line = series.get(label, {})
-            if len(line) > 1:
-                print(f"{name} {label}: log-log slope {slope(sorted(line.items())):.3f} over N = {sorted(line)}")
+    print_slopes("create time", creates)
+    print_slopes("list time", lists)
+    print_slopes("create metadata writes", writes)
 
     elements = panel(creates, "incremental create with a changed-block list", "seconds", 90, 40, 380, 300)
     elements += panel(lists, "list_changed_blocks against the base", "seconds", 600, 40, 380, 300)
-    svg = (
-        '<svg xmlns="http://www.w3.org/2000/svg" width="1020" height="400" font-family="sans-serif">'
-        '<rect width="100%" height="100%" fill="white"/>' + "".join(elements) + "</svg>\n"
-    )
-    pathlib.Path(svg_path).write_text(svg)
-    print(f"wrote {svg_path}")
+    write_svg(svg_path, elements)
 
 
 if __name__ == "__main__":

@@ -150,6 +150,25 @@ def panel(series, title, unit, left, top, width, height):
     return parts
 
 
+def print_slopes(name, series):
+    """Prints the log-log slope against N of each line of `series` that has
+    two or more points."""
+    for label in LABELS:
+        line = series.get(label, {})
+        if len(line) > 1:
+            print(f"{name} {label}: log-log slope {slope(sorted(line.items())):.3f} over N = {sorted(line)}")
+
+
+def write_svg(svg_path, elements):
+    """Writes the panels' SVG `elements` to `svg_path` as one picture."""
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="1020" height="400" font-family="sans-serif">'
+        '<rect width="100%" height="100%" fill="white"/>' + "".join(elements) + "</svg>\n"
+    )
+    pathlib.Path(svg_path).write_text(svg)
+    print(f"wrote {svg_path}")
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
@@ -161,11 +180,8 @@ def main():
     if not times and not writes:
         sys.exit("no results found: run `cargo bench --bench delete_scaling | tee bench.log` first")
 
-    for name, series in [("time", times), ("metadata writes", writes)]:
-        for label in LABELS:
-            line = series.get(label, {})
-            if len(line) > 1:
-                print(f"{name} {label}: log-log slope {slope(sorted(line.items())):.3f} over N = {sorted(line)}")
+    print_slopes("time", times)
+    print_slopes("metadata writes", writes)
 
     fitted = fit_linear(cases) if len(cases) >= 3 else None
     if fitted:
@@ -174,12 +190,7 @@ def main():
 
     elements = panel(times, "delete of the middle snapshot: time", "seconds", 90, 40, 380, 300)
     elements += panel(writes, "delete of the middle snapshot: metadata writes", "writes", 600, 40, 380, 300)
-    svg = (
-        '<svg xmlns="http://www.w3.org/2000/svg" width="1020" height="400" font-family="sans-serif">'
-        '<rect width="100%" height="100%" fill="white"/>' + "".join(elements) + "</svg>\n"
-    )
-    pathlib.Path(svg_path).write_text(svg)
-    print(f"wrote {svg_path}")
+    write_svg(svg_path, elements)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,23 @@ impl Sandbox {
     fn stats(&self) -> Value {
         self.run_ok(&["stats"])
     }
+
+    /// Runs blocksnap with `input` written to its stdin through a pipe.
+    /// Returns the result of that write with the output: blocksnap may exit
+    /// before it reads everything, which closes the pipe.
+    fn run_with_stdin(&self, args: &[&str], input: &[u8]) -> (std::io::Result<()>, Output) {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let written = stdin.write_all(input);
+        drop(stdin);
+        (written, child.wait_with_output().unwrap())
+    }
 }
 
 fn parse_success(args: &[&str], output: &Output) -> Value {
@@ -499,17 +516,8 @@ fn source_dash_reads_stdin() {
         "--source",
         "-",
     ];
-    let mut child = sandbox
-        .command(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(&image).unwrap();
-    drop(stdin);
-    let output = child.wait_with_output().unwrap();
+    let (written, output) = sandbox.run_with_stdin(&args, &image);
+    written.unwrap();
     let created = parse_success(&args, &output);
     assert_eq!(created["operations"][0]["status"], "Succeeded", "{created}");
 
@@ -560,18 +568,8 @@ fn changed_blocks_from_stdin() {
     );
 
     // A pipe cannot seek, and the error names that reason.
-    let mut child = sandbox
-        .command(&args("piped"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    // The create may fail before it reads anything, which closes the pipe.
-    let _ = stdin.write_all(&next);
-    drop(stdin);
-    let output = child.wait_with_output().unwrap();
+    // The create fails before it reads anything, so the write may fail.
+    let (_, output) = sandbox.run_with_stdin(&args("piped"), &next);
     assert_error(&output, "InvalidInputException", "cannot seek");
     let listed = sandbox.run_ok(&["get-disk-snapshots"]);
     assert_eq!(

@@ -4,13 +4,14 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use blocksnap::{Store, StoreOptions};
+use tempfile::TempDir;
 
 /// Block size of the scaling stores: small, so that a disk of 2^20 blocks
 /// takes 4 GiB rather than 64 GiB.
 pub const BLOCK: u64 = 4096;
 
 /// Opens a store in `dir` with [`BLOCK`]-sized blocks.
-pub fn open_store(dir: &Path) -> Store {
+fn open_store(dir: &Path) -> Store {
     Store::open_with(
         dir,
         StoreOptions {
@@ -21,13 +22,26 @@ pub fn open_store(dir: &Path) -> Store {
     .unwrap()
 }
 
-/// Returns the base-2 logarithm of the largest disk's block count: 20, unless
-/// `BLOCKSNAP_SCALING_MAX_LOG2` sets another.
-pub fn max_log2() -> u32 {
-    std::env::var("BLOCKSNAP_SCALING_MAX_LOG2")
+/// Returns the disk sizes in blocks: 2^14, 2^16, ... up to 2^20, or up to
+/// 2^`BLOCKSNAP_SCALING_MAX_LOG2` when that variable is set.
+pub fn disk_sizes() -> impl Iterator<Item = u64> {
+    let max_log2: u32 = std::env::var("BLOCKSNAP_SCALING_MAX_LOG2")
         .ok()
         .and_then(|value| value.parse().ok())
-        .unwrap_or(20)
+        .unwrap_or(20);
+    (14..=max_log2).step_by(2).map(|log2| 1u64 << log2)
+}
+
+/// Opens a store in a new temporary directory and snapshots version 0 of a
+/// disk of `blocks` blocks in it as `base` of disk `disk`. The store lives as
+/// long as the returned directory.
+pub fn store_with_base(blocks: u64) -> (TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path());
+    store
+        .create_disk_snapshot("disk", "base", SyntheticDisk::base(blocks), &[])
+        .unwrap();
+    (dir, store)
 }
 
 /// A synthetic disk of `blocks` blocks in which block `i` starts with `i` and
