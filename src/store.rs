@@ -23,7 +23,7 @@ pub const MIN_BLOCK_SIZE: u32 = 4 * 1024;
 pub const MAX_BLOCK_SIZE: u32 = 1024 * 1024;
 
 /// Settings for [`Store::open_with`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// Block size for a new store, in bytes: a power of two from 4 KiB to 1 MiB.
     /// `None` means 64 KiB for a new store and "whatever it has" for an existing
@@ -48,6 +48,23 @@ pub struct StoreOptions {
     /// the same store waits, then fails as for any other process holding it.
     /// A missing store is not created: the open fails with `NotFoundException`.
     pub read_only: bool,
+    /// Creates the store if the directory contains none yet (the default).
+    /// When unset, opening a directory without a metadata database fails with
+    /// `NotFoundException` and creates nothing, so that a mistyped path is
+    /// reported instead of becoming a new, empty store.
+    pub create_if_missing: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            block_size: None,
+            region: None,
+            fault_injector: None,
+            read_only: false,
+            create_if_missing: true,
+        }
+    }
 }
 
 /// A blocksnap store: a directory holding the metadata database (`metadata/`)
@@ -118,13 +135,16 @@ impl Store {
     ///
     /// Returns `InvalidInputException` if the block size is not a power of two
     /// from 4 KiB to 1 MiB, or differs from the one the store was created with;
-    /// `OperationFailureException` if another process has the store open.
+    /// `NotFoundException` if there is no store at `path` and the options
+    /// forbid creating one; `OperationFailureException` if another process has
+    /// the store open.
     pub fn open_with(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         let StoreOptions {
             block_size,
             region,
             fault_injector,
             read_only,
+            create_if_missing,
         } = options;
         let path = path.as_ref().to_path_buf();
         let started = Instant::now();
@@ -136,6 +156,9 @@ impl Store {
             let copy = MetadataCopy::take(&path.join("metadata"))?;
             (Meta::open(&copy.path(), faults.clone())?, Some(copy))
         } else {
+            if !create_if_missing {
+                ensure_store_exists(&path)?;
+            }
             std::fs::create_dir_all(&path).map_err(|error| {
                 crate::error::io_failure(
                     format_args!("creating store directory {}", path.display()),
@@ -435,6 +458,24 @@ pub(crate) fn bad_key(what: &str, key: &[u8]) -> Error {
         "a {what} key in the metadata database is malformed ({} bytes). Restore the store directory from a copy",
         key.len()
     ))
+}
+
+/// Fails with `NotFoundException` unless `path` contains a metadata database.
+fn ensure_store_exists(path: &Path) -> Result<()> {
+    let log = path.join("metadata").join("db");
+    match log.try_exists() {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Error::not_found(format!(
+            "there is no store at {}: {} does not exist, and this open does not create one. \
+             Check the store path, or create the store first",
+            path.display(),
+            log.display()
+        ))),
+        Err(error) => Err(crate::error::io_failure(
+            format_args!("checking for a store at {}", path.display()),
+            error,
+        )),
+    }
 }
 
 fn validate_block_size(block_size: u32) -> Result<()> {

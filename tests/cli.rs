@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use common::sandbox::{
-    assert_run_succeeded, create_args, pseudo_random_bytes, restore_args, Sandbox,
+    assert_run_succeeded, create_args, path_text, pseudo_random_bytes, restore_args, Sandbox,
 };
 use serde_json::Value;
 
@@ -165,6 +165,47 @@ fn unknown_snapshot_not_found() {
 }
 
 #[test]
+fn missing_store_not_created() {
+    let sandbox = Sandbox::new();
+    let store = path_text(&sandbox.store());
+    let target = sandbox.path("restored");
+
+    let calls: [Vec<&str>; 6] = [
+        vec!["get-disk-snapshots"],
+        vec!["stats"],
+        vec!["verify"],
+        vec!["delete-disk-snapshot", "--disk-snapshot-name", "snap-1"],
+        restore_args("snap-1", "disk-2", &target),
+        vec![
+            "tag-resource",
+            "--resource-name",
+            "snap-1",
+            "--tag",
+            "team=storage",
+        ],
+    ];
+    for args in calls {
+        let output = sandbox.run(&args);
+        assert_error(&output, "NotFoundException", &store);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("create-disk-snapshot"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!sandbox.store().exists(), "{args:?} created the store");
+    }
+    assert!(
+        !Path::new(&target).exists(),
+        "the restore created its target"
+    );
+
+    // A create still makes the store, and the same calls then find it.
+    sandbox.create("disk-1", "snap-1", &pseudo_random_bytes(4, 10_000));
+    let listed = sandbox.run_ok(&["get-disk-snapshots"]);
+    assert_eq!(listed["diskSnapshots"][0]["name"], "snap-1");
+}
+
+#[test]
 fn restore_of_unknown_snapshot_keeps_target() {
     let sandbox = Sandbox::new();
     sandbox.create("disk-1", "snap-1", &pseudo_random_bytes(3, 10_000));
@@ -257,7 +298,10 @@ fn unknown_region_rejected() {
 #[test]
 fn other_region_on_reopen_rejected() {
     let sandbox = Sandbox::new();
-    sandbox.run_ok(&["--region", "us-east-1", "stats"]);
+    let source = sandbox.write("image", &pseudo_random_bytes(8, 10_000));
+    let mut create = vec!["--region", "us-east-1"];
+    create.extend(create_args("disk-1", "snap-1", &source));
+    sandbox.run_ok(&create);
     let output = sandbox.run(&["--region", "eu-west-1", "stats"]);
     assert_error(&output, "InvalidInputException", "eu-west-1");
 }

@@ -330,6 +330,7 @@ fn get_operation_returns_create_record() {
 #[test]
 fn get_operations_fits_shape() {
     let sandbox = Sandbox::new();
+    sandbox.create_empty_store();
     let empty = sandbox.run_shape("GetOperationsResult", &["get-operations"]);
     assert_eq!(empty, json!({ "operations": [] }));
 
@@ -616,6 +617,7 @@ fn verify_report_keys_and_values() {
 #[test]
 fn stats_keys_and_values() {
     let sandbox = Sandbox::new();
+    sandbox.create_empty_store();
     let empty: Value = serde_json::from_str(&sandbox.run_ok(&["stats"])).unwrap();
     let expected_keys = BTreeSet::from([
         "snapshots",

@@ -366,6 +366,35 @@ fn invalid_block_size_rejected() {
 }
 
 #[test]
+fn open_without_create_needs_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let options = StoreOptions {
+        block_size: Some(BLOCK_SIZE),
+        create_if_missing: false,
+        ..StoreOptions::default()
+    };
+
+    let error = Store::open_with(&path, options.clone()).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotFound, "{error}");
+    assert!(
+        error.message().contains(&path.display().to_string()),
+        "message does not name the path: {error}"
+    );
+    assert!(!path.exists(), "the open created {}", path.display());
+
+    let image = random_bytes(6, 3 * BLOCK);
+    {
+        let store = open_store(&path);
+        store
+            .create_disk_snapshot("disk-1", "snap-1", &image[..], &[])
+            .unwrap();
+    }
+    let store = Store::open_with(&path, options).unwrap();
+    assert_eq!(store.get_disk_snapshots(None).unwrap().items.len(), 1);
+}
+
+#[test]
 fn reopen_other_block_size_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let image = random_bytes(5, 5 * BLOCK + 9);

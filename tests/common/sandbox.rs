@@ -22,6 +22,12 @@ impl Sandbox {
         self.dir.path().join("store")
     }
 
+    /// Creates the sandbox store, empty, through the library, because
+    /// `create-disk-snapshot` is the only command that creates a store.
+    pub fn create_empty_store(&self) {
+        drop(super::open_store(&self.store()));
+    }
+
     /// Writes `bytes` to the file `name` in the sandbox and returns its path as text.
     pub fn write(&self, name: &str, bytes: &[u8]) -> String {
         let path = self.dir.path().join(name);

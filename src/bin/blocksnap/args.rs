@@ -11,7 +11,8 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "blocksnap", version)]
 pub struct Cli {
-    /// Store directory, created on first use.
+    /// Store directory. create-disk-snapshot creates it if it is missing, and
+    /// every other command requires an existing store.
     #[arg(
         long,
         env = "BLOCKSNAP_STORE",

@@ -90,6 +90,9 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             })
         })
         .transpose()?;
+    // Only a create makes a new store, so that a mistyped --store fails
+    // instead of leaving an empty store behind.
+    let create_if_missing = matches!(cli.command, Command::CreateDiskSnapshot { .. });
     let store = Store::open_with(
         &cli.store,
         StoreOptions {
@@ -97,8 +100,20 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             region,
             fault_injector: None,
             read_only: cli.read_only,
+            create_if_missing,
         },
-    )?;
+    )
+    .map_err(|error| {
+        if error.kind() == blocksnap::ErrorKind::NotFound && !create_if_missing && !cli.read_only {
+            Error::not_found(format!(
+                "there is no store at {}. Only create-disk-snapshot creates a store. To use an \
+                 existing store, pass its directory with --store or BLOCKSNAP_STORE",
+                cli.store.display()
+            ))
+        } else {
+            error
+        }
+    })?;
     store.set_policy(policy);
     // Rejected before a source is opened or a block list read, which can
     // block (a FIFO) or fail for reasons that do not matter here.
