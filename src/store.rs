@@ -463,7 +463,12 @@ pub(crate) fn bad_key(what: &str, key: &[u8]) -> Error {
 /// Fails with `NotFoundException` unless `path` contains a metadata database.
 fn ensure_store_exists(path: &Path) -> Result<()> {
     let log = path.join("metadata").join("db");
-    match log.try_exists() {
+    let exists = match log.try_exists() {
+        // A regular file where a directory of the path should be.
+        Err(error) if error.kind() == std::io::ErrorKind::NotADirectory => Ok(false),
+        other => other,
+    };
+    match exists {
         Ok(true) => Ok(()),
         Ok(false) => Err(Error::not_found(format!(
             "there is no store at {}: {} does not exist, and this open does not create one. \

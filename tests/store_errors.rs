@@ -383,6 +383,12 @@ fn open_without_create_needs_store() {
     );
     assert!(!path.exists(), "the open created {}", path.display());
 
+    let file = dir.path().join("not-a-store");
+    std::fs::write(&file, b"data").unwrap();
+    let error = Store::open_with(&file, options.clone()).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotFound, "{error}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"data");
+
     let image = random_bytes(6, 3 * BLOCK);
     {
         let store = open_store(&path);
