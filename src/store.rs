@@ -131,6 +131,22 @@ impl Store {
         Self::open_with(path, StoreOptions::default())
     }
 
+    /// Returns true if `path` contains a store's metadata database, which a
+    /// store has from its first open on. It does not open the database, so a
+    /// store created part way by an interrupted first open also counts.
+    pub fn exists_at(path: impl AsRef<Path>) -> Result<bool> {
+        let path = path.as_ref();
+        match path.join("metadata").join("db").try_exists() {
+            Ok(exists) => Ok(exists),
+            // A regular file where a directory of the path should be.
+            Err(error) if error.kind() == std::io::ErrorKind::NotADirectory => Ok(false),
+            Err(error) => Err(crate::error::io_failure(
+                format_args!("checking for a store at {}", path.display()),
+                error,
+            )),
+        }
+    }
+
     /// Opens or creates the store at `path` with `options`.
     ///
     /// Returns `InvalidInputException` if the block size is not a power of two
@@ -159,6 +175,7 @@ impl Store {
             if !create_if_missing {
                 ensure_store_exists(&path)?;
             }
+            check_store_directory(&path)?;
             std::fs::create_dir_all(&path).map_err(|error| {
                 crate::error::io_failure(
                     format_args!("creating store directory {}", path.display()),
@@ -167,10 +184,16 @@ impl Store {
             })?;
             (Meta::open(&path.join("metadata"), faults.clone())?, None)
         };
-        if read_only && !meta.contains("store configuration", keys::CONFIG)? {
+        if (read_only || !create_if_missing)
+            && !meta.contains("store configuration", keys::CONFIG)?
+        {
+            let fix = if read_only {
+                "Open it without read-only to create it"
+            } else {
+                "Open it with create_if_missing set to create it"
+            };
             return Err(Error::not_found(format!(
-                "the store at {} has no configuration record: it was never fully created. \
-                 Open it without read-only to create it",
+                "the store at {} has no configuration record: it was never fully created. {fix}",
                 path.display()
             )));
         }
@@ -462,24 +485,39 @@ pub(crate) fn bad_key(what: &str, key: &[u8]) -> Error {
 
 /// Fails with `NotFoundException` unless `path` contains a metadata database.
 fn ensure_store_exists(path: &Path) -> Result<()> {
-    let log = path.join("metadata").join("db");
-    let exists = match log.try_exists() {
-        // A regular file where a directory of the path should be.
-        Err(error) if error.kind() == std::io::ErrorKind::NotADirectory => Ok(false),
-        other => other,
-    };
-    match exists {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(Error::not_found(format!(
-            "there is no store at {}: {} does not exist, and this open does not create one. \
-             Check the store path, or create the store first",
-            path.display(),
-            log.display()
+    if Store::exists_at(path)? {
+        return Ok(());
+    }
+    Err(Error::not_found(format!(
+        "there is no store at {}: {} does not exist, and this open does not create one. \
+         Check the store path, or create the store first",
+        path.display(),
+        path.join("metadata").join("db").display()
+    )))
+}
+
+/// Rejects a store path that exists as something other than a directory,
+/// or is a symbolic link to nothing, which `create_dir_all` would report only
+/// as "File exists".
+fn check_store_directory(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(metadata) if !metadata.is_dir() => Err(Error::invalid_input(format!(
+            "store path {} is not a directory. Give the path of a store directory, or of a \
+             directory to create",
+            path.display()
         ))),
-        Err(error) => Err(crate::error::io_failure(
-            format_args!("checking for a store at {}", path.display()),
-            error,
-        )),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            match std::fs::read_link(path) {
+                Ok(target) => Err(Error::invalid_input(format!(
+                    "store path {} is a symbolic link to {}, which does not exist. Create that \
+                     directory or give another path",
+                    path.display(),
+                    target.display()
+                ))),
+                Err(_) => Ok(()),
+            }
+        }
+        _ => Ok(()),
     }
 }
 

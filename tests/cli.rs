@@ -104,6 +104,7 @@ fn assert_not_listed(sandbox: &Sandbox, snapshot: &str) {
 #[test]
 fn invalid_snapshot_names_rejected() {
     let sandbox = Sandbox::new();
+    sandbox.create_empty_store();
     let source = sandbox.write("image", &pseudo_random_bytes(1, 10_000));
     let target = sandbox.path("restored");
     let long_name = "a".repeat(256);
@@ -203,6 +204,43 @@ fn missing_store_not_created() {
     sandbox.create("disk-1", "snap-1", &pseudo_random_bytes(4, 10_000));
     let listed = sandbox.run_ok(&["get-disk-snapshots"]);
     assert_eq!(listed["diskSnapshots"][0]["name"], "snap-1");
+}
+
+#[test]
+fn rejected_create_leaves_no_store() {
+    let sandbox = Sandbox::new();
+    let source = sandbox.write("image", &pseudo_random_bytes(9, 10_000));
+    let list = sandbox.write("changed.txt", b"0");
+    let missing = sandbox.path("missing.img");
+
+    let mut bad_tag = create_args("disk-1", "snap-1", &source);
+    bad_tag.extend(["--tag", "=value"]);
+    let mut no_parent = create_args("disk-1", "snap-1", &source);
+    no_parent.extend(["--changed-blocks", &list]);
+    let calls: [(Vec<&str>, &str, &str); 5] = [
+        (
+            create_args("d", "snap-1", &source),
+            "InvalidInputException",
+            "\"d\"",
+        ),
+        (
+            create_args("disk-1", "-bad", &source),
+            "InvalidInputException",
+            "-bad",
+        ),
+        (
+            create_args("disk-1", "snap-1", &missing),
+            "InvalidInputException",
+            &missing,
+        ),
+        (bad_tag, "InvalidInputException", "=value"),
+        (no_parent, "NotFoundException", "disk-1"),
+    ];
+    for (args, exception, value) in calls {
+        let output = sandbox.run(&args);
+        assert_error(&output, exception, value);
+        assert!(!sandbox.store().exists(), "{args:?} created the store");
+    }
 }
 
 #[test]
@@ -337,6 +375,7 @@ fn bad_page_tokens_rejected() {
 #[test]
 fn bad_tags_rejected() {
     let sandbox = Sandbox::new();
+    sandbox.create_empty_store();
     let source = sandbox.write("image", &pseudo_random_bytes(8, 10_000));
     let long_key = format!("{}=v", "k".repeat(129));
 

@@ -389,6 +389,18 @@ fn open_without_create_needs_store() {
     assert_eq!(error.kind(), ErrorKind::NotFound, "{error}");
     assert_eq!(std::fs::read(&file).unwrap(), b"data");
 
+    // A first open killed before it wrote the configuration record leaves a
+    // database without one, which is still no store.
+    let half_created = dir.path().join("half-created");
+    std::fs::create_dir_all(half_created.join("metadata")).unwrap();
+    std::fs::write(half_created.join("metadata").join("db"), b"").unwrap();
+    let error = Store::open_with(&half_created, options.clone()).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotFound, "{error}");
+    assert!(
+        !half_created.join("packs").exists(),
+        "the open went on to create the packs directory"
+    );
+
     let image = random_bytes(6, 3 * BLOCK);
     {
         let store = open_store(&path);
@@ -398,6 +410,27 @@ fn open_without_create_needs_store() {
     }
     let store = Store::open_with(&path, options).unwrap();
     assert_eq!(store.get_disk_snapshots(None).unwrap().items.len(), 1);
+}
+
+#[test]
+fn store_path_not_directory_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"data").unwrap();
+    let dangling = dir.path().join("dangling");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+
+    for path in [&file, &dangling] {
+        let error = Store::open(path).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error}");
+        assert!(
+            error.message().contains(&path.display().to_string()),
+            "message does not name {}: {error}",
+            path.display()
+        );
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"data");
+    assert!(!dir.path().join("nowhere").exists());
 }
 
 #[test]

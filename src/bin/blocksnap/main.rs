@@ -17,7 +17,7 @@ use blocksnap::model::{
     GetOperationsForResourceResult, GetOperationsResult, Operation, RegionName, Tag,
     TagResourceResult, UntagResourceResult,
 };
-use blocksnap::{Error, Store, StoreOptions};
+use blocksnap::{validate_resource_name, validate_tags, Error, Store, StoreOptions};
 use clap::{CommandFactory, Parser};
 use serde::Serialize;
 
@@ -93,6 +93,9 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
     // Only a create makes a new store, so that a mistyped --store fails
     // instead of leaving an empty store behind.
     let create_if_missing = matches!(cli.command, Command::CreateDiskSnapshot { .. });
+    if create_if_missing && !cli.read_only {
+        check_create_before_open(&cli)?;
+    }
     let store = Store::open_with(
         &cli.store,
         StoreOptions {
@@ -439,6 +442,42 @@ struct BlockInfo {
     data_length: usize,
     block_hash: String,
     is_zero: bool,
+}
+
+/// Rejects a create with invalid arguments before the open creates a missing
+/// store. Names and tags are checked here and again by the create. The
+/// source and the parent are checked only when the store is missing, because
+/// opening a FIFO source can block and a missing store has no parent.
+fn check_create_before_open(cli: &Cli) -> Result<(), Error> {
+    let Command::CreateDiskSnapshot {
+        disk_name,
+        disk_snapshot_name,
+        source,
+        tags,
+        changed_blocks,
+        ..
+    } = &cli.command
+    else {
+        return Ok(());
+    };
+    validate_resource_name("disk name", disk_name)?;
+    validate_resource_name("disk snapshot name", disk_snapshot_name)?;
+    validate_tags(&parse_tags(tags)?)?;
+    if Store::exists_at(&cli.store)? {
+        return Ok(());
+    }
+    if source != Path::new("-") {
+        std::fs::metadata(source).map_err(|error| source_error(source, error))?;
+    }
+    if changed_blocks.is_some() {
+        return Err(Error::not_found(format!(
+            "there is no store at {}, so disk {disk_name:?} has no snapshot to be the parent \
+             of a create with --changed-blocks. Create a full snapshot first, without \
+             --changed-blocks",
+            cli.store.display()
+        )));
+    }
+    Ok(())
 }
 
 fn source_error(path: &Path, error: io::Error) -> Error {
