@@ -324,7 +324,18 @@ impl Meta {
 /// when complete. An open that runs out of disk space can leave it empty, and
 /// every later open then reports "empty/corrupt snapshot file" although the
 /// log is intact. An empty temporary holds nothing, so removing it is safe.
+///
+/// It is removed only while no process has the database open, because that
+/// process may have just created the temporary it is about to fill. The check
+/// takes the lock sled itself takes, a `flock` on `db`, and releases it when
+/// `log` closes, before sled opens the database.
 fn remove_empty_snapshot_temporaries(path: &std::path::Path) {
+    let Ok(log) = File::open(path.join("db")) else {
+        return;
+    };
+    if rustix::fs::flock(&log, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        return;
+    }
     let Ok(entries) = std::fs::read_dir(path) else {
         return;
     };
@@ -451,5 +462,26 @@ mod tests {
             recorded_segment_size(&path),
             Some(SLED_DEFAULT_SEGMENT_BYTES)
         );
+    }
+
+    #[test]
+    fn empty_snapshot_temporary_removed_unless_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metadata");
+        create_default_database(&path);
+        let temporary = path.join("snap.00000000000000FF.generating");
+
+        // While another process has the database open, its temporary stays.
+        std::fs::write(&temporary, b"").unwrap();
+        let holder = File::open(path.join("db")).unwrap();
+        rustix::fs::flock(&holder, rustix::fs::FlockOperation::LockExclusive).unwrap();
+        remove_empty_snapshot_temporaries(&path);
+        assert!(temporary.exists(), "removed while the database was held");
+        drop(holder);
+
+        let meta = Meta::open(&path, Faults::new(None)).unwrap();
+        assert!(!temporary.exists(), "left in place by the open");
+        let value = meta.get_raw("test", b"key").unwrap().unwrap();
+        assert_eq!(&value[..], b"value");
     }
 }
