@@ -23,8 +23,12 @@ if ! command -v b3sum >/dev/null; then
 fi
 [ -x /usr/bin/time ] || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q time; }
 cargo build --release --locked --quiet
+# The target directory as cargo reports it, which follows CARGO_TARGET_DIR
+# and build.target-dir.
+target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
 rm -rf "$work" && mkdir -p "$work"
-cp target/release/blocksnap "$work/blocksnap"
+cp "$target_dir/release/blocksnap" "$work/blocksnap"
 blocksnap="$work/blocksnap"
 export BLOCKSNAP_STORE="$work/store"
 

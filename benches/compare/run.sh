@@ -11,7 +11,8 @@
 #   COMPARE_BORG_CHUNKER     borg create --chunker-params value, such as fixed,65536
 #                            (default: borg's own, buzhash with about 2 MiB chunks)
 #   BLOCKSNAP_BIN            blocksnap binary to test; without it the script runs
-#                            `cargo build --release --locked` and uses target/release/blocksnap
+#                            `cargo build --release --locked` and uses the release
+#                            binary in cargo's target directory
 #
 # The workload is an ext4 image filled to about 60% with files from this machine
 # (v1) and five later versions (v2..v6), each changing a few percent of the image
@@ -81,7 +82,10 @@ prepare_blocksnap() {
   else
     step "Building blocksnap"
     (cd "$repo" && cargo build --release --locked --quiet)
-    source="$repo/target/release/blocksnap"
+    # The target directory as cargo reports it, which follows CARGO_TARGET_DIR
+    # and build.target-dir.
+    source="$(cd "$repo" && cargo metadata --format-version 1 --no-deps --locked |
+      python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/blocksnap"
   fi
   # A private copy, so that a rebuild of target/ during the run cannot swap the binary.
   cp "$source" "$work/bin/blocksnap"
