@@ -750,8 +750,8 @@ fn corrupt_block_is_reported_everywhere() {
 
     let repair = store.repair().unwrap();
     assert!(!repair.is_fully_repaired(), "{repair:?}");
-    assert!(repair.changed_nothing(), "{repair:?}");
     assert_eq!(repair.corrupt_blocks, 1, "{repair:?}");
+    assert_eq!(repair.damaged_copies_marked, 1, "{repair:?}");
     assert_eq!(
         damaged_blocks(&repair),
         vec![
@@ -761,6 +761,61 @@ fn corrupt_block_is_reported_everywhere() {
         "{repair:?}"
     );
     assert_exact(&store, "bystander", &bystander, "corrupt block");
+}
+
+/// A repair marks a rotten copy, and the next create that reads the same
+/// bytes stores them again: every snapshot that names the block restores
+/// again, and the rotten copy is punched.
+#[test]
+fn create_after_repair_heals_corrupt_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), None);
+    // The shared block is the first block stored, at offset 0 of pack 1.
+    let shared = image(30, 1);
+    let mut first = shared.clone();
+    first.extend_from_slice(&image(31, 3));
+    let mut second = image(32, 2);
+    second.extend_from_slice(&shared);
+    create_snapshots(
+        &store,
+        &[("disk-1", "first", &first), ("disk-2", "second", &second)],
+    );
+    flip_pack_bit(dir.path(), 100);
+
+    // Without a repair, a create trusts the index and takes the rotten copy.
+    store
+        .create_disk_snapshot("disk-3", "trusting", &shared[..], &[])
+        .unwrap();
+    assert!(reliability::restore(&store, "trusting").is_err());
+    store.delete_disk_snapshot("trusting").unwrap();
+
+    let repair = store.repair().unwrap();
+    assert_eq!(repair.corrupt_blocks, 1, "{repair:?}");
+    assert_eq!(repair.damaged_copies_marked, 1, "{repair:?}");
+    let again = store.repair().unwrap();
+    assert_eq!(again.damaged_copies_marked, 0, "{again:?}");
+    assert!(again.changed_nothing(), "{again:?}");
+
+    let allocated_before = reliability::pack_allocated_bytes(dir.path());
+    store
+        .create_disk_snapshot("disk-3", "healer", &shared[..], &[])
+        .unwrap();
+    for (name, expected) in [("first", &first), ("second", &second), ("healer", &shared)] {
+        assert_exact(&store, name, expected, "after the healing create");
+    }
+    assert_clean(&store, "after the healing create");
+    assert!(
+        reliability::pack_allocated_bytes(dir.path()) <= allocated_before,
+        "the rotten copy was not punched"
+    );
+    assert_space_reclaimed(&store, dir.path(), "after the healing create");
+
+    // The create removed the mark, so a repair finds nothing to do.
+    let after = store.repair().unwrap();
+    assert!(after.is_fully_repaired(), "{after:?}");
+    assert!(after.changed_nothing(), "{after:?}");
+    let store = assert_nothing_left(store, dir.path(), "after the healing create");
+    assert_exact(&store, "first", &first, "after a reopen");
 }
 
 /// Returns each snapshot that `report` lists as damaged, with the indices of

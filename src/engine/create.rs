@@ -15,11 +15,12 @@ use crate::storage::keys;
 use crate::storage::meta::Batch;
 use crate::storage::pack::BlockStore;
 use crate::storage::records::{
-    BlockRecord, Extent, GcItem, PackRecord, PageCount, PendingCreate, SnapshotRecord,
+    BlockRecord, Extent, ExtentRun, GcItem, PackRecord, PageCount, PendingCreate, SnapshotRecord,
 };
-use crate::store::WriterGuard;
+use crate::store::{bad_key, WriterGuard};
 use crate::Store;
 
+use super::gc::merge_runs;
 use super::operations::PendingOperation;
 use super::pages::{page_hash, stage_stored_page, stored_form, ResolvedPage};
 
@@ -122,7 +123,7 @@ impl Store {
 
             let parent = self.latest_snapshot_of(disk_name)?;
             let mut run =
-                CreateRun::new(self, &guard, snapshot_id, snapshot_name, disk_name, parent);
+                CreateRun::new(self, &guard, snapshot_id, snapshot_name, disk_name, parent)?;
             let result = run.ingest(&receiver, &recycle, progress, &request.tag_pairs);
             // Dropping the receiver stops the reader thread if the run ended early.
             drop(receiver);
@@ -156,6 +157,22 @@ impl Store {
             Some(&request.request_tags),
         )?;
         Ok(snapshot_id)
+    }
+
+    /// Loads the damage marks that repair left on block copies, by block.
+    /// The map is empty unless a repair found damage that no create has
+    /// replaced yet.
+    pub(super) fn damaged_blocks(&self) -> Result<HashMap<BlockHash, Extent>> {
+        let mut damaged = HashMap::new();
+        for entry in self
+            .meta
+            .scan_records::<Extent>("damaged block", &[keys::DAMAGED_BLOCK])
+        {
+            let (key, extent) = entry?;
+            let hash = keys::trailing_hash(&key).ok_or_else(|| bad_key("damaged block", &key))?;
+            damaged.insert(BlockHash::from_bytes(hash), extent);
+        }
+        Ok(damaged)
     }
 
     /// The live snapshot of `disk_name` created last, whose pages a new snapshot
@@ -314,6 +331,12 @@ pub(super) struct CreateRun<'a> {
     /// readable. A block recorded past that length is stored again, and its
     /// record moves to the new copy.
     pub(super) lost_packs: BTreeMap<u32, u64>,
+    /// Copies of blocks that repair found damaged. A block whose record
+    /// still points at such a copy is stored again like a lost one, and the
+    /// damaged copy is punched.
+    damaged: HashMap<BlockHash, Extent>,
+    /// True once a commit of the run queued the punch of a damaged copy.
+    queued_punch: std::cell::Cell<bool>,
     /// Pages taken unchanged from the parent and not yet committed.
     reused: ReusedPages,
     pub(super) length: u64,
@@ -344,8 +367,8 @@ impl<'a> CreateRun<'a> {
         snapshot_name: &'a str,
         disk_name: &'a str,
         parent: Option<SnapshotRecord>,
-    ) -> Self {
-        CreateRun {
+    ) -> Result<Self> {
+        Ok(CreateRun {
             store,
             guard,
             snapshot_id,
@@ -358,12 +381,14 @@ impl<'a> CreateRun<'a> {
             new_blocks: HashMap::new(),
             appended: BTreeMap::new(),
             lost_packs: store.packs.lost_packs(),
+            damaged: store.damaged_blocks()?,
+            queued_punch: std::cell::Cell::new(false),
             reused: ReusedPages::default(),
             length: 0,
             operations: Vec::new(),
             started: false,
             committed: false,
-        }
+        })
     }
 
     fn ingest(
@@ -484,10 +509,11 @@ impl<'a> CreateRun<'a> {
         block: &[u8],
         hash: BlockHash,
     ) -> Result<()> {
-        // With a pack missing, the parent's block may be lost too, so every
-        // block goes through the index check below.
+        // With a pack missing or a copy damaged, the parent's block may be
+        // lost too, so every block goes through the index check below.
         let known = hash.is_zero()
             || (self.lost_packs.is_empty()
+                && self.damaged.is_empty()
                 && self
                     .parent_page
                     .as_ref()
@@ -514,28 +540,42 @@ impl<'a> CreateRun<'a> {
         Ok(())
     }
 
-    /// Returns true if the index records `hash` in a pack whose file exists.
+    /// Returns true if the index records `hash` at a copy that is neither in
+    /// a lost pack nor damaged.
     fn is_readable_in_index(&self, hash: &BlockHash) -> Result<bool> {
-        if self.lost_packs.is_empty() {
+        if self.lost_packs.is_empty() && self.damaged.is_empty() {
             return self.store.meta.contains("block", &keys::block(hash));
         }
         let record = self
             .store
             .meta
             .get::<BlockRecord>("block", &keys::block(hash))?;
-        Ok(record.is_some_and(|record| !self.is_lost(&record)))
+        Ok(record.is_some_and(|record| !self.is_unusable(hash, &record)))
     }
 
-    /// Returns the index record of `hash` if its bytes lie in a lost pack.
-    fn lost_record(&self, hash: &BlockHash) -> Result<Option<BlockRecord>> {
-        if self.lost_packs.is_empty() {
+    /// Returns the index record of `hash` if its copy lies in a lost pack or
+    /// is damaged.
+    fn unusable_record(&self, hash: &BlockHash) -> Result<Option<BlockRecord>> {
+        if self.lost_packs.is_empty() && self.damaged.is_empty() {
             return Ok(None);
         }
         let record = self
             .store
             .meta
             .get::<BlockRecord>("block", &keys::block(hash))?;
-        Ok(record.filter(|record| self.is_lost(record)))
+        Ok(record.filter(|record| self.is_unusable(hash, record)))
+    }
+
+    fn is_unusable(&self, hash: &BlockHash, record: &BlockRecord) -> bool {
+        self.is_lost(record) || self.is_damaged(hash, record)
+    }
+
+    /// True if repair found the copy that `record` points at damaged. A
+    /// mark on an earlier copy no longer applies once the record moved.
+    fn is_damaged(&self, hash: &BlockHash, record: &BlockRecord) -> bool {
+        self.damaged
+            .get(hash)
+            .is_some_and(|extent| extent.pack == record.pack && extent.offset == record.offset)
     }
 
     /// True if `record`'s bytes end past what its pack file still holds.
@@ -687,21 +727,23 @@ impl<'a> CreateRun<'a> {
         for hash in refs {
             *occurrences.entry(*hash).or_insert(0) += 1;
         }
-        // Blocks moved out of a missing pack, counted per pack.
+        // Blocks moved out of a missing pack or off a damaged copy, counted
+        // per pack, and the damaged copies to punch.
         let mut moved_out: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut damaged_copies: Vec<ExtentRun> = Vec::new();
         for (&hash, &extent) in &self.new_blocks {
             if occurrences.contains_key(&hash) {
                 continue;
             }
             // The page's stored form does not list this block, so the page it
             // is based on already counts it.
-            let lost = self.lost_record(&hash)?.ok_or_else(|| {
+            let lost = self.unusable_record(&hash)?.ok_or_else(|| {
                 Error::corruption(format!(
                     "block {hash} was stored for a page that is already stored or does not \
                      list it, and the index has no record of it. Run `blocksnap verify`"
                 ))
             })?;
-            *moved_out.entry(lost.pack).or_insert(0) += 1;
+            self.stage_move(batch, &hash, &lost, &mut moved_out, &mut damaged_copies);
             let moved = BlockRecord {
                 pack: extent.pack,
                 offset: extent.offset,
@@ -711,9 +753,9 @@ impl<'a> CreateRun<'a> {
         }
         for (hash, count) in occurrences {
             let record = if let Some(extent) = self.new_blocks.get(&hash) {
-                let earlier = match self.lost_record(&hash)? {
+                let earlier = match self.unusable_record(&hash)? {
                     Some(lost) => {
-                        *moved_out.entry(lost.pack).or_insert(0) += 1;
+                        self.stage_move(batch, &hash, &lost, &mut moved_out, &mut damaged_copies);
                         lost.refcount
                     }
                     None => 0,
@@ -768,7 +810,42 @@ impl<'a> CreateRun<'a> {
             record.live_blocks = record.live_blocks.saturating_sub(moved);
             batch.put(keys::pack(pack), &record)?;
         }
+        if !damaged_copies.is_empty() {
+            // Punched by the collection at the end of the create, once this
+            // commit, which moves the records away, is durable.
+            let block_size = u64::from(store.config.block_size);
+            store.queue_gc_item(
+                batch,
+                &GcItem::FreeRuns {
+                    runs: merge_runs(damaged_copies, block_size),
+                },
+            )?;
+            self.queued_punch.set(true);
+        }
         Ok(())
+    }
+
+    /// Records that the record of `hash`, `old`, moves to a new copy: its
+    /// pack loses a live block, and a damaged copy in a pack that still has
+    /// its file is punched and loses its mark.
+    fn stage_move(
+        &self,
+        batch: &mut Batch,
+        hash: &BlockHash,
+        old: &BlockRecord,
+        moved_out: &mut BTreeMap<u32, u64>,
+        damaged_copies: &mut Vec<ExtentRun>,
+    ) {
+        *moved_out.entry(old.pack).or_insert(0) += 1;
+        if self.is_damaged(hash, old) {
+            batch.remove(keys::damaged_block(hash));
+            if !self.is_lost(old) {
+                damaged_copies.push(ExtentRun::from(Extent {
+                    pack: old.pack,
+                    offset: old.offset,
+                }));
+            }
+        }
     }
 
     /// Makes the pack bytes durable, then commits the snapshot record and the
@@ -810,6 +887,13 @@ impl<'a> CreateRun<'a> {
             bytes = self.length,
             "created snapshot"
         );
+        if self.queued_punch.get() {
+            // The snapshot is durable, so a failure here only delays the
+            // punch of the damaged copies to the next writer call.
+            if let Err(error) = store.drain_gc(self.guard) {
+                tracing::warn!(%error, "could not punch damaged block copies; the next writer call will");
+            }
+        }
         self.operations
             .iter()
             .map(|operation| store.operation_shape(&operation.record))

@@ -173,7 +173,7 @@ impl Store {
             snapshot_name,
             disk_name,
             Some(parent_record),
-        );
+        )?;
         let result = run_incremental(
             &mut run,
             &mut source,

@@ -33,6 +33,22 @@ use super::pages::StoredPage;
 /// Maximum number of problem descriptions kept in a [`RepairReport`]. The
 /// counters go on past it.
 const MAX_PROBLEMS: usize = 100;
+/// Marks the copy of `hash` at `extent` damaged unless `marks` has that mark
+/// already, and takes the mark out of `marks`, which ends with the stale ones.
+fn mark_damaged(
+    marks: &mut HashMap<BlockHash, Extent>,
+    hash: BlockHash,
+    extent: Extent,
+    plan: &mut Plan,
+    report: &mut RepairReport,
+) -> Result<()> {
+    if marks.remove(&hash) != Some(extent) {
+        plan.batch.put(keys::damaged_block(&hash), &extent)?;
+        report.damaged_copies_marked += 1;
+    }
+    Ok(())
+}
+
 /// Maximum number of block indices listed per damaged snapshot. The count goes
 /// on past it.
 const MAX_LISTED_INDICES: usize = 100;
@@ -73,6 +89,12 @@ pub struct RepairReport {
     /// Distinct pages and blocks whose stored bytes no longer match their hash.
     /// Not repairable.
     pub corrupt_blocks: u64,
+    /// Copies of missing or corrupt blocks newly marked as damaged. The next
+    /// create that reads the same bytes stores them again, and every snapshot
+    /// that names the block restores again.
+    pub damaged_copies_marked: u64,
+    /// Damage marks removed because their block is gone or was stored again.
+    pub stale_damage_marks_removed: u64,
     /// The snapshots that cannot be restored in full, with the block indices
     /// affected.
     pub damaged_snapshots: Vec<DamagedSnapshot>,
@@ -111,6 +133,8 @@ impl RepairReport {
             && self.leaked_blocks_removed == 0
             && self.pack_records_fixed == 0
             && self.gc_items_replaced == 0
+            && self.damaged_copies_marked == 0
+            && self.stale_damage_marks_removed == 0
     }
 
     fn problem(&mut self, text: String) {
@@ -165,10 +189,13 @@ impl Store {
     /// snapshot needs could be read, since a page that cannot be read might
     /// name them.
     ///
-    /// Missing and corrupt pages and blocks are not repairable: the report
-    /// counts them and names each snapshot they affect with its block indices.
-    /// Those snapshots keep failing to restore with a corruption error; every
-    /// other snapshot restores exactly, before and after.
+    /// Missing and corrupt pages and blocks are not repairable from the
+    /// store: the report counts them and names each snapshot they affect with
+    /// its block indices. Those snapshots keep failing to restore with a
+    /// corruption error, and every other snapshot restores exactly, before
+    /// and after. Each damaged block copy is marked, so that the next create
+    /// that reads the same bytes stores them again and heals every snapshot
+    /// that names the block.
     ///
     /// Takes the writer lock and reads every stored block once, as
     /// [`Store::verify`] does. Restores may run meanwhile. Fails with
@@ -241,6 +268,8 @@ impl Store {
             pack_records_fixed = report.pack_records_fixed,
             missing_blocks = report.missing_blocks,
             corrupt_blocks = report.corrupt_blocks,
+            damaged_copies_marked = report.damaged_copies_marked,
+            stale_damage_marks_removed = report.stale_damage_marks_removed,
             damaged_snapshots = report.damaged_snapshots.len(),
             "repaired store"
         );
@@ -509,6 +538,8 @@ impl Store {
         let mut live = LiveBlocks::default();
         let mut seen: HashSet<BlockHash> = HashSet::new();
         let mut buffer = vec![0u8; self.config.block_size as usize];
+        // Marks that the scan below does not find damaged again are stale.
+        let mut marks = self.read_damage_marks(plan, report)?;
         for entry in self.meta.scan("block", &[keys::BLOCK]) {
             let (key, value) = entry?;
             let Some(hash) = keys::trailing_hash(&key) else {
@@ -541,6 +572,7 @@ impl Store {
                 Ok(()) => {
                     if expected > 0 {
                         plan.damage.blocks.insert(hash);
+                        mark_damaged(&mut marks, hash, extent, plan, report)?;
                         report.corrupt_blocks += 1;
                     }
                     report.problem(format!(
@@ -552,6 +584,7 @@ impl Store {
                 Err(error) => {
                     if expected > 0 {
                         plan.damage.blocks.insert(hash);
+                        mark_damaged(&mut marks, hash, extent, plan, report)?;
                         report.missing_blocks += 1;
                     }
                     report.problem(format!("block {hash} cannot be read: {error}"));
@@ -588,6 +621,10 @@ impl Store {
             *end = (*end).max(record.offset.saturating_add(block_size));
             live.positions.insert((record.pack, record.offset));
         }
+        for hash in marks.into_keys() {
+            plan.batch.remove(keys::damaged_block(&hash));
+            report.stale_damage_marks_removed += 1;
+        }
         for (hash, count) in expected_blocks {
             if !seen.contains(hash) {
                 plan.damage.blocks.insert(*hash);
@@ -598,6 +635,29 @@ impl Store {
             }
         }
         Ok(live)
+    }
+
+    /// Reads the damage marks, by block. A mark whose key or value does not
+    /// decode is removed in `plan`.
+    fn read_damage_marks(
+        &self,
+        plan: &mut Plan,
+        report: &mut RepairReport,
+    ) -> Result<HashMap<BlockHash, Extent>> {
+        let mut marks = HashMap::new();
+        for entry in self.meta.scan("damaged block", &[keys::DAMAGED_BLOCK]) {
+            let (key, value) = entry?;
+            let hash = keys::trailing_hash(&key).map(BlockHash::from_bytes);
+            if let (Some(hash), Ok(extent)) =
+                (hash, codec::decode::<Extent>("damaged block", &value))
+            {
+                marks.insert(hash, extent);
+            } else {
+                plan.batch.remove(key.to_vec());
+                report.stale_damage_marks_removed += 1;
+            }
+        }
+        Ok(marks)
     }
 
     /// Sets each pack record's live count and committed length from the block

@@ -442,7 +442,8 @@ impl Store {
         if BlockHash::of(slot) != *hash {
             return Err(Error::corruption(format!(
                 "block {index} of snapshot {:?} does not match its hash {hash}: the stored bytes in pack {} at offset {} are damaged. \
-                 Run `blocksnap verify` to list every damaged snapshot",
+                 Run `blocksnap verify` to list every damaged snapshot. After `blocksnap verify \
+                 --repair`, a new snapshot of the original data stores the block again",
                 snapshot.name, record.pack, record.offset
             )));
         }

@@ -8,6 +8,7 @@
 //! | --- | --- | --- |
 //! | `c` | nothing | `StoreConfig` |
 //! | `b` | block hash (32) | `BlockRecord` |
+//! | `z` | block hash (32) | `Extent` of a copy that repair found damaged |
 //! | `P` | page hash (32) | `PageBody` |
 //! | `D` | page hash (32) | `PageDelta` |
 //! | `e` | base page hash (32), delta page hash (32) | empty |
@@ -26,6 +27,7 @@ use super::hash::{BlockHash, PageHash};
 
 pub(crate) const CONFIG: &[u8] = b"c";
 pub(crate) const BLOCK: u8 = b'b';
+pub(crate) const DAMAGED_BLOCK: u8 = b'z';
 pub(crate) const PAGE_BODY: u8 = b'P';
 pub(crate) const PAGE_DELTA: u8 = b'D';
 pub(crate) const PAGE_EDGE: u8 = b'e';
@@ -52,6 +54,12 @@ fn tagged(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
 
 pub(crate) fn block(hash: &BlockHash) -> Vec<u8> {
     tagged(BLOCK, &[hash.as_bytes()])
+}
+
+/// Returns the key that marks the stored copy of `hash` as damaged, so that
+/// the next create that reads the block stores it again.
+pub(crate) fn damaged_block(hash: &BlockHash) -> Vec<u8> {
+    tagged(DAMAGED_BLOCK, &[hash.as_bytes()])
 }
 
 pub(crate) fn page_body(hash: &PageHash) -> Vec<u8> {
