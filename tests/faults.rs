@@ -796,6 +796,20 @@ fn create_after_repair_heals_corrupt_block() {
     assert_eq!(again.damaged_copies_marked, 0, "{again:?}");
     assert!(again.changed_nothing(), "{again:?}");
 
+    // Until a create reads the block again, an incremental create, which
+    // would take it from its parent unread, is rejected.
+    let partial = store.create_disk_snapshot_incremental(
+        "disk-1",
+        "partial",
+        "first",
+        &[1],
+        std::io::Cursor::new(&first),
+        &[],
+    );
+    let error = partial.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::OperationFailure, "{error}");
+    assert!(error.message().contains("damaged"), "{error}");
+
     let allocated_before = reliability::pack_allocated_bytes(dir.path());
     store
         .create_disk_snapshot("disk-3", "healer", &shared[..], &[])
@@ -816,6 +830,17 @@ fn create_after_repair_heals_corrupt_block() {
     assert!(after.changed_nothing(), "{after:?}");
     let store = assert_nothing_left(store, dir.path(), "after the healing create");
     assert_exact(&store, "first", &first, "after a reopen");
+    store
+        .create_disk_snapshot_incremental(
+            "disk-1",
+            "partial",
+            "first",
+            &[1],
+            std::io::Cursor::new(&first),
+            &[],
+        )
+        .unwrap();
+    assert_exact(&store, "partial", &first, "after the healing create");
 }
 
 /// Returns each snapshot that `report` lists as damaged, with the indices of

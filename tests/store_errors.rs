@@ -918,4 +918,22 @@ fn create_after_short_pack_stores_blocks_again() {
     assert_restores(&store, "again", &image);
     assert_restores(&store, "cut", &image);
     assert_verify_clean(&store);
+
+    // Every block that stays now lies within what the file still holds, so a
+    // repair ends the pack's record there and the pack is whole again.
+    let repair = store.repair().unwrap();
+    assert!(repair.is_fully_repaired(), "{repair:?}");
+    assert_eq!(repair.pack_records_fixed, 1, "{repair:?}");
+    store
+        .create_disk_snapshot_incremental(
+            "disk-1",
+            "partial",
+            "again",
+            &[0],
+            std::io::Cursor::new(&image),
+            &[],
+        )
+        .unwrap();
+    assert_restores(&store, "partial", &image);
+    assert!(store.repair().unwrap().changed_nothing());
 }

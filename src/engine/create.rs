@@ -175,6 +175,21 @@ impl Store {
         Ok(damaged)
     }
 
+    /// Counts the damage marks whose block's record still points at the marked
+    /// copy, that is, the damaged blocks no create has stored again.
+    pub(super) fn damaged_copies_in_use(&self) -> Result<usize> {
+        let mut in_use = 0;
+        for (hash, extent) in self.damaged_blocks()? {
+            let record = self.meta.get::<BlockRecord>("block", &keys::block(&hash))?;
+            if record
+                .is_some_and(|record| record.pack == extent.pack && record.offset == extent.offset)
+            {
+                in_use += 1;
+            }
+        }
+        Ok(in_use)
+    }
+
     /// The live snapshot of `disk_name` created last, whose pages a new snapshot
     /// compares against to skip index lookups for unchanged blocks.
     pub(super) fn latest_snapshot_of(&self, disk_name: &str) -> Result<Option<SnapshotRecord>> {

@@ -165,6 +165,15 @@ impl Store {
                 ids.join(", ")
             )));
         }
+        let damaged = self.damaged_copies_in_use()?;
+        if damaged > 0 {
+            return Err(Error::operation_failure(format!(
+                "{damaged} blocks are stored only as copies that a repair found damaged, so \
+                 blocks that snapshot {snapshot_name:?} would take from {parent:?} without \
+                 reading them may be damaged. Create it without a changed-block list, which \
+                 reads every block and stores damaged ones again"
+            )));
+        }
 
         let mut run = CreateRun::new(
             self,

@@ -669,6 +669,8 @@ impl Store {
         report: &mut RepairReport,
     ) -> Result<()> {
         let mut unrecorded = live.per_pack.clone();
+        // Packs whose file is missing or short, with the length it still has.
+        let lost = self.packs.lost_packs();
         for entry in self.meta.scan("pack", &[keys::PACK]) {
             let (key, value) = entry?;
             let Some(pack) = keys::trailing_u32(&key).filter(|_| key.len() == 5) else {
@@ -679,13 +681,25 @@ impl Store {
             let live_blocks = unrecorded.remove(&pack).unwrap_or(0);
             let end = live.end_per_pack.get(&pack).copied().unwrap_or(0);
             let fixed = match codec::decode::<PackRecord>("pack", &value) {
-                Ok(record) if record.live_blocks == live_blocks && record.committed_len >= end => {
-                    continue;
+                Ok(record) => {
+                    let mut committed_len = record.committed_len.max(end);
+                    // A short file that still holds every block that stays
+                    // is whole again once its record ends where the file
+                    // does: after a create stored its lost blocks again.
+                    if let Some(&readable) = lost.get(&pack) {
+                        if end <= readable && committed_len > readable {
+                            committed_len = readable;
+                            self.packs.mark_needs_reconcile();
+                        }
+                    }
+                    if record.live_blocks == live_blocks && record.committed_len == committed_len {
+                        continue;
+                    }
+                    PackRecord {
+                        committed_len,
+                        live_blocks,
+                    }
                 }
-                Ok(record) => PackRecord {
-                    committed_len: record.committed_len.max(end),
-                    live_blocks,
-                },
                 Err(_) => PackRecord {
                     committed_len: end,
                     live_blocks,
