@@ -188,7 +188,7 @@ impl Store {
             && !meta.contains("store configuration", keys::CONFIG)?
         {
             let fix = if read_only {
-                "Open it without read-only to create it"
+                "A writable open that may create a store finishes creating it"
             } else {
                 "Open it with create_if_missing set to create it"
             };

@@ -217,7 +217,8 @@ fn rejected_create_leaves_no_store() {
     bad_tag.extend(["--tag", "=value"]);
     let mut no_parent = create_args("disk-1", "snap-1", &source);
     no_parent.extend(["--changed-blocks", &list]);
-    let calls: [(Vec<&str>, &str, &str); 5] = [
+    let directory = path_text(sandbox.dir.path());
+    let calls: [(Vec<&str>, &str, &str); 6] = [
         (
             create_args("d", "snap-1", &source),
             "InvalidInputException",
@@ -232,6 +233,11 @@ fn rejected_create_leaves_no_store() {
             create_args("disk-1", "snap-1", &missing),
             "InvalidInputException",
             &missing,
+        ),
+        (
+            create_args("disk-1", "snap-1", &directory),
+            "InvalidInputException",
+            &directory,
         ),
         (bad_tag, "InvalidInputException", "=value"),
         (no_parent, "NotFoundException", "disk-1"),

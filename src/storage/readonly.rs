@@ -62,7 +62,12 @@ impl MetadataCopy {
         let log = original.join("db");
         let lock = match File::open(&log) {
             Ok(file) => file,
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
                 return Err(Error::not_found(format!(
                     "there is no store at {}: {} does not exist. A read-only open does not \
                      create one. Check the store directory (--store)",

@@ -467,7 +467,10 @@ fn check_create_before_open(cli: &Cli) -> Result<(), Error> {
         return Ok(());
     }
     if source != Path::new("-") {
-        std::fs::metadata(source).map_err(|error| source_error(source, error))?;
+        let metadata = std::fs::metadata(source).map_err(|error| source_error(source, error))?;
+        if metadata.is_dir() {
+            return Err(directory_source_error(source));
+        }
     }
     if changed_blocks.is_some() {
         return Err(Error::not_found(format!(
@@ -567,10 +570,14 @@ fn open_seekable_source(path: &Path) -> Result<File, Error> {
 fn open_source_file(path: &Path) -> Result<File, Error> {
     let file = File::open(path).map_err(|error| source_error(path, error))?;
     if file.metadata().is_ok_and(|metadata| metadata.is_dir()) {
-        return Err(Error::invalid_input(format!(
-            "source {} is a directory. Pass an image file or block device",
-            path.display()
-        )));
+        return Err(directory_source_error(path));
     }
     Ok(file)
+}
+
+fn directory_source_error(path: &Path) -> Error {
+    Error::invalid_input(format!(
+        "source {} is a directory. Pass an image file or block device",
+        path.display()
+    ))
 }
