@@ -218,7 +218,8 @@ fn rejected_create_leaves_no_store() {
     let mut no_parent = create_args("disk-1", "snap-1", &source);
     no_parent.extend(["--changed-blocks", &list]);
     let directory = path_text(sandbox.dir.path());
-    let calls: [(Vec<&str>, &str, &str); 6] = [
+    let empty = sandbox.write("empty.img", b"");
+    let calls: [(Vec<&str>, &str, &str); 7] = [
         (
             create_args("d", "snap-1", &source),
             "InvalidInputException",
@@ -238,6 +239,11 @@ fn rejected_create_leaves_no_store() {
             create_args("disk-1", "snap-1", &directory),
             "InvalidInputException",
             &directory,
+        ),
+        (
+            create_args("disk-1", "snap-1", &empty),
+            "InvalidInputException",
+            &empty,
         ),
         (bad_tag, "InvalidInputException", "=value"),
         (no_parent, "NotFoundException", "disk-1"),
@@ -290,6 +296,7 @@ fn duplicate_snapshot_name_rejected() {
 #[test]
 fn bad_sources_rejected() {
     let sandbox = Sandbox::new();
+    sandbox.create_empty_store();
     let missing = sandbox.path("missing.img");
     let directory = sandbox.path("a-directory");
     std::fs::create_dir(&directory).unwrap();

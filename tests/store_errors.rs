@@ -937,3 +937,43 @@ fn create_after_short_pack_stores_blocks_again() {
     assert_restores(&store, "partial", &image);
     assert!(store.repair().unwrap().changed_nothing());
 }
+
+#[test]
+fn short_pack_cut_mid_block_realigned() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = distinct_blocks(6, 8);
+    {
+        let store = open_store(dir.path());
+        store
+            .create_disk_snapshot("disk-1", "cut", &image[..], &[])
+            .unwrap();
+    }
+    // The file keeps its first block and 100 bytes of the second.
+    let pack = fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("packs").join("pack-00000001.dat"))
+        .unwrap();
+    pack.set_len(BLOCK as u64 + 100).unwrap();
+    drop(pack);
+    let store = open_store(dir.path());
+    store
+        .create_disk_snapshot("disk-1", "again", &image[..], &[])
+        .unwrap();
+
+    // The record ends at the last whole block, and the next writer call cuts
+    // the partial one, so every later append starts on a block boundary.
+    let repair = store.repair().unwrap();
+    assert!(repair.is_fully_repaired(), "{repair:?}");
+    assert_eq!(repair.pack_records_fixed, 1, "{repair:?}");
+    let more = distinct_blocks(7, 3);
+    store
+        .create_disk_snapshot("disk-2", "more", &more[..], &[])
+        .unwrap();
+    for file in common::pack_files(dir.path()) {
+        let len = fs::metadata(&file).unwrap().len();
+        assert_eq!(len % BLOCK as u64, 0, "{} is {len} bytes", file.display());
+    }
+    assert_restores(&store, "cut", &image);
+    assert_restores(&store, "more", &more);
+    assert_verify_clean(&store);
+}

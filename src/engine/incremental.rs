@@ -157,21 +157,31 @@ impl Store {
         let lost = self.packs.lost_packs();
         if !lost.is_empty() {
             let ids: Vec<String> = lost.keys().map(u32::to_string).collect();
+            let packs = if ids.len() == 1 {
+                format!("pack file {} is", ids.join(""))
+            } else {
+                format!("pack files {} are", ids.join(", "))
+            };
             return Err(Error::operation_failure(format!(
-                "pack files {} are missing or shorter than recorded, so blocks that snapshot \
+                "{packs} missing or shorter than recorded, so blocks that snapshot \
                  {snapshot_name:?} would take from {parent:?} without reading them may be lost. \
                  Create it without a changed-block list, which reads every block and stores \
-                 lost ones again",
-                ids.join(", ")
+                 lost ones again"
             )));
         }
         let damaged = self.damaged_copies_in_use()?;
         if damaged > 0 {
+            let blocks = if damaged == 1 {
+                "1 block is".to_owned()
+            } else {
+                format!("{damaged} blocks are")
+            };
             return Err(Error::operation_failure(format!(
-                "{damaged} blocks are stored only as copies that a repair found damaged, so \
-                 blocks that snapshot {snapshot_name:?} would take from {parent:?} without \
-                 reading them may be damaged. Create it without a changed-block list, which \
-                 reads every block and stores damaged ones again"
+                "{blocks} stored only as copies that a repair found damaged, and snapshot \
+                 {snapshot_name:?} could take such a block from {parent:?} without reading it. \
+                 Create it without a changed-block list, or first snapshot again, without a \
+                 list, the data of the snapshots that `blocksnap verify` reports damaged. \
+                 Either stores the damaged blocks again"
             )));
         }
 

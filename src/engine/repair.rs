@@ -668,6 +668,7 @@ impl Store {
         plan: &mut Plan,
         report: &mut RepairReport,
     ) -> Result<()> {
+        let block_size = u64::from(self.config.block_size);
         let mut unrecorded = live.per_pack.clone();
         // Packs whose file is missing or short, with the length it still has.
         let lost = self.packs.lost_packs();
@@ -683,12 +684,15 @@ impl Store {
             let fixed = match codec::decode::<PackRecord>("pack", &value) {
                 Ok(record) => {
                     let mut committed_len = record.committed_len.max(end);
-                    // A short file that still holds every block that stays
-                    // is whole again once its record ends where the file
-                    // does: after a create stored its lost blocks again.
+                    // A short file that still contains every block that
+                    // stays, because a create stored its lost blocks again,
+                    // is whole once its record ends at the file's last whole
+                    // block. The reconcile requested here cuts a partial
+                    // block past that end, so appends stay aligned.
                     if let Some(&readable) = lost.get(&pack) {
-                        if end <= readable && committed_len > readable {
-                            committed_len = readable;
+                        let whole = readable - readable % block_size;
+                        if end <= whole && committed_len > whole {
+                            committed_len = whole;
                             self.packs.mark_needs_reconcile();
                         }
                     }

@@ -471,6 +471,14 @@ fn check_create_before_open(cli: &Cli) -> Result<(), Error> {
         if metadata.is_dir() {
             return Err(directory_source_error(source));
         }
+        // A block device reports a length of zero here, so only a regular
+        // file is known to be empty. The create rejects an empty source too.
+        if metadata.is_file() && metadata.len() == 0 {
+            return Err(Error::invalid_input(format!(
+                "source {} is empty. Give a disk image or device with at least one byte",
+                source.display()
+            )));
+        }
     }
     if changed_blocks.is_some() {
         return Err(Error::not_found(format!(
