@@ -145,6 +145,47 @@ fn links_and_binds_into_store_rejected() {
     assert_store_intact(&open_store(&store_dir), &bytes);
 }
 
+/// A loop device backed by a pack writes into the store, so a restore to it
+/// is rejected like a path inside the store. It needs root and a free loop
+/// device, and prints why on stderr when it cannot get one.
+#[test]
+fn loop_device_on_pack_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store_dir, store, bytes) = store_with_snapshot(dir.path());
+    let pack = store_dir.join("packs").join("pack-00000001.dat");
+    let attached = std::process::Command::new("losetup")
+        .args(["--find", "--show"])
+        .arg(&pack)
+        .output();
+    let device = match attached {
+        Ok(output) if output.status.success() => {
+            PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+        }
+        other => {
+            eprintln!(
+                "skipped: cannot attach a loop device to {}: {other:?}",
+                pack.display()
+            );
+            return;
+        }
+    };
+
+    let restored = store.create_disk_from_snapshot_to_file("snap", "copy", &device, None);
+    let detached = std::process::Command::new("losetup")
+        .arg("--detach")
+        .arg(&device)
+        .status();
+    let error = restored.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::InvalidInput, "{error}");
+    assert!(error.message().contains("pack-00000001.dat"), "{error}");
+    assert!(
+        detached.unwrap().success(),
+        "{} stays attached",
+        device.display()
+    );
+    assert_store_intact(&store, &bytes);
+}
+
 #[test]
 fn incremental_long_tail_past_parent() {
     let dir = tempfile::tempdir().unwrap();

@@ -162,12 +162,14 @@ impl Store {
     /// change a file of the store. That is a path inside its `metadata/` or
     /// `packs/` directory, reached by any name (a symbolic link, even a
     /// dangling one, or a bind mount). It is also an existing file of the store
-    /// under another name (a hard link). Restores call it before they create or truncate the
-    /// target. A caller that writes snapshot data to a file itself, as the
-    /// CLI's `get-snapshot-block --target` does, calls it first too.
+    /// under another name (a hard link), or a loop device, or a partition of
+    /// one, whose backing file is a file of the store. Restores call it before
+    /// they create or truncate the target. A caller that writes snapshot data
+    /// to a file itself, as the CLI's `get-snapshot-block --target` does,
+    /// calls it first too.
     ///
-    /// NOTE: a block device whose backing file is a pack (a loop device) is
-    /// not detected.
+    /// NOTE: a device stacked on a loop device another way (device-mapper,
+    /// say) is not followed to its backing file.
     pub fn check_target_outside_store(&self, path: &Path) -> Result<()> {
         let inside = |own: &Path| {
             Error::invalid_input(format!(
@@ -189,8 +191,24 @@ impl Store {
             }
         }
         // A hard link to a store file lives outside the store's directories,
-        // so compare the file itself too.
+        // so compare the file itself too, and for a loop device the file
+        // behind it.
         if let Ok(existing) = std::fs::metadata(path) {
+            let backing = loop_backing_file(&existing)
+                .and_then(|file| Some((std::fs::metadata(&file).ok()?, file)));
+            if let Some((backing, file)) = backing {
+                for own in ["metadata", "packs"] {
+                    if let Some(linked) = same_file_below(&self.path.join(own), &backing) {
+                        return Err(Error::invalid_input(format!(
+                            "target {} is a loop device backed by {}, which is the store's own \
+                             file {}. Detach the loop device or write the restored disk elsewhere",
+                            path.display(),
+                            file.display(),
+                            linked.display()
+                        )));
+                    }
+                }
+            }
             for own in ["metadata", "packs"] {
                 if let Some(linked) = same_file_below(&self.path.join(own), &existing) {
                     return Err(Error::invalid_input(format!(
@@ -491,6 +509,31 @@ fn same_file_below(dir: &Path, target: &std::fs::Metadata) -> Option<std::path::
         }
     }
     None
+}
+
+/// Returns the file behind `device` if it is a loop device or a partition of
+/// one, as Linux reports it in sysfs (`loop/backing_file` of the device, or of
+/// the disk that contains the partition).
+fn loop_backing_file(device: &std::fs::Metadata) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+    if !device.file_type().is_block_device() {
+        return None;
+    }
+    let rdev = device.rdev();
+    let sysfs = format!(
+        "/sys/dev/block/{}:{}",
+        rustix::fs::major(rdev),
+        rustix::fs::minor(rdev)
+    );
+    ["loop/backing_file", "../loop/backing_file"]
+        .iter()
+        .find_map(|name| std::fs::read_to_string(Path::new(&sysfs).join(name)).ok())
+        .map(|text| {
+            let name = text.trim_end_matches('\n');
+            // The kernel appends this when the file was unlinked.
+            std::path::PathBuf::from(name.strip_suffix(" (deleted)").unwrap_or(name))
+        })
 }
 
 /// Returns the store's `metadata/` and `packs/` directories and the
