@@ -875,24 +875,30 @@ fn create_leaves_room_to_reopen() {
     assert_verify_clean(&store);
 }
 
-#[test]
-fn create_after_short_pack_stores_blocks_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let image = distinct_blocks(5, 8);
+/// Snapshots 8 distinct blocks as `cut` into a new store in `dir`, cuts
+/// pack 1 to `len` bytes while the store is closed, and reopens the store.
+fn store_with_short_pack(dir: &Path, seed: u64, len: u64) -> (Store, Vec<u8>) {
+    let image = distinct_blocks(seed, 8);
     {
-        let store = open_store(dir.path());
+        let store = open_store(dir);
         store
             .create_disk_snapshot("disk-1", "cut", &image[..], &[])
             .unwrap();
     }
-    // Only the first block is still in the pack.
     let pack = fs::OpenOptions::new()
         .write(true)
-        .open(dir.path().join("packs").join("pack-00000001.dat"))
+        .open(dir.join("packs").join("pack-00000001.dat"))
         .unwrap();
-    pack.set_len(BLOCK as u64).unwrap();
+    pack.set_len(len).unwrap();
     drop(pack);
-    let store = open_store(dir.path());
+    (open_store(dir), image)
+}
+
+#[test]
+fn create_after_short_pack_stores_blocks_again() {
+    let dir = tempfile::tempdir().unwrap();
+    // Only the first block is still in the pack.
+    let (store, image) = store_with_short_pack(dir.path(), 5, BLOCK as u64);
 
     // A create with a changed-block list would take unread blocks from the
     // damaged parent, so it is refused and points at a full create.
@@ -941,21 +947,8 @@ fn create_after_short_pack_stores_blocks_again() {
 #[test]
 fn short_pack_cut_mid_block_realigned() {
     let dir = tempfile::tempdir().unwrap();
-    let image = distinct_blocks(6, 8);
-    {
-        let store = open_store(dir.path());
-        store
-            .create_disk_snapshot("disk-1", "cut", &image[..], &[])
-            .unwrap();
-    }
     // The file keeps its first block and 100 bytes of the second.
-    let pack = fs::OpenOptions::new()
-        .write(true)
-        .open(dir.path().join("packs").join("pack-00000001.dat"))
-        .unwrap();
-    pack.set_len(BLOCK as u64 + 100).unwrap();
-    drop(pack);
-    let store = open_store(dir.path());
+    let (store, image) = store_with_short_pack(dir.path(), 6, BLOCK as u64 + 100);
     store
         .create_disk_snapshot("disk-1", "again", &image[..], &[])
         .unwrap();

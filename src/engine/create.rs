@@ -181,9 +181,7 @@ impl Store {
         let mut in_use = 0;
         for (hash, extent) in self.damaged_blocks()? {
             let record = self.meta.get::<BlockRecord>("block", &keys::block(&hash))?;
-            if record
-                .is_some_and(|record| record.pack == extent.pack && record.offset == extent.offset)
-            {
+            if record.is_some_and(|record| record.extent() == extent) {
                 in_use += 1;
             }
         }
@@ -590,7 +588,7 @@ impl<'a> CreateRun<'a> {
     fn is_damaged(&self, hash: &BlockHash, record: &BlockRecord) -> bool {
         self.damaged
             .get(hash)
-            .is_some_and(|extent| extent.pack == record.pack && extent.offset == record.offset)
+            .is_some_and(|extent| *extent == record.extent())
     }
 
     /// True if `record`'s bytes end past what its pack file still holds.
@@ -855,10 +853,7 @@ impl<'a> CreateRun<'a> {
         if self.is_damaged(hash, old) {
             batch.remove(keys::damaged_block(hash));
             if !self.is_lost(old) {
-                damaged_copies.push(ExtentRun::from(Extent {
-                    pack: old.pack,
-                    offset: old.offset,
-                }));
+                damaged_copies.push(ExtentRun::from(old.extent()));
             }
         }
     }

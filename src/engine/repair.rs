@@ -34,7 +34,8 @@ use super::pages::StoredPage;
 /// counters go on past it.
 const MAX_PROBLEMS: usize = 100;
 /// Marks the copy of `hash` at `extent` damaged unless `marks` has that mark
-/// already, and takes the mark out of `marks`, which ends with the stale ones.
+/// already. Removes the mark from `marks`, so that the marks left there once
+/// every block is checked are the stale ones.
 fn mark_damaged(
     marks: &mut HashMap<BlockHash, Extent>,
     hash: BlockHash,

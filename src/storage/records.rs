@@ -30,6 +30,16 @@ pub(crate) struct BlockRecord {
     pub refcount: u64,
 }
 
+impl BlockRecord {
+    /// Returns the place of the block's bytes.
+    pub(crate) fn extent(&self) -> Extent {
+        Extent {
+            pack: self.pack,
+            offset: self.offset,
+        }
+    }
+}
+
 /// The block hashes of one page (key `P` + page hash). Its reference count lives
 /// under its own key so that referencing a page again rewrites eight bytes, not
 /// the whole page.
